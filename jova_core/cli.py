@@ -1,0 +1,37 @@
+"""``python -m jova_core VERB ...``: the command-line face of jova_core.
+
+Each verb lives in its own module, which defines ``add_arguments(parser)`` and
+``run(args) -> int``; it is imported only when chosen, so ``--help`` stays fast and a
+verb's heavy dependencies never load for another verb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module defining add_arguments/run, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "convert": ("jova_core.convert.cli", "convert a Wan2.1 or JavisDiT++ transformer into a JoVA checkpoint"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jova_core", description="JoVA joint video-audio generation tools")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, (module, help_text) in VERBS.items():
+        sub.add_parser(verb, help=help_text, description=help_text).set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if argv and argv[0] in VERBS:
+        module = importlib.import_module(VERBS[argv[0]][0])
+        verb_parser = argparse.ArgumentParser(prog=f"python -m jova_core {argv[0]}", description=VERBS[argv[0]][1])
+        module.add_arguments(verb_parser)
+        return module.run(verb_parser.parse_args(argv[1:]))
+    parser.parse_args(argv)  # prints help or a usage error
+    return 2

@@ -1,0 +1,3 @@
+from .transformer import JoVATransformer
+
+__all__ = ["JoVATransformer"]

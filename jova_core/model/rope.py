@@ -1,0 +1,90 @@
+"""3D rotary position embedding shared by video and audio tokens.
+
+Each head's D dims form D/2 adjacent (real, imag) pairs, split across three axes as in
+Wan2.1: time gets D - 4*(D//6) real dims, height and width 2*(D//6) each (44/42/42 for
+D=128). A token at position (t, h, w) rotates pair i of axis a by angle p_a * theta^(-2i/d_a).
+
+Positions:
+- video token of patch grid cell (f, y, x): (f, y, x), integers, exactly Wan2.1's.
+- audio token j along time and i along frequency ("aligned", JoVA's temporally aligned
+  RoPE): t = seconds(j) * fps / temporal_stride, h = 0, w = i, where
+  seconds(j) = j * patch_t / audio_latent_rate is when the token's window starts.
+  Video latent frame k is pixel frame k * temporal_stride, i.e. k * stride / fps seconds,
+  so an audio token and a video latent frame at the same moment share t exactly; t is
+  fractional in between, which RoPE handles like any other angle.
+- text tokens (joint text attention): position (0, 0, 0), i.e. no rotation, as in Flux.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def axis_dims(head_dim: int) -> tuple[int, int, int]:
+    """Real dims given to the (t, h, w) axes."""
+    hw = 2 * (head_dim // 6)
+    return head_dim - 2 * hw, hw, hw
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor:
+    """positions [S, 3] (t, h, w) -> rotation angles [S, head_dim // 2], float64."""
+    parts = []
+    for axis, dims in enumerate(axis_dims(head_dim)):
+        inv_freq = theta ** (-torch.arange(0, dims, 2, dtype=torch.float64, device=positions.device) / dims)
+        parts.append(positions[:, axis, None].double() * inv_freq)
+    return torch.cat(parts, dim=1)
+
+
+def video_positions(grid: tuple[int, int, int], device=None) -> torch.Tensor:
+    """Patch grid (F, H, W) -> [F*H*W, 3] positions in (f, y, x) raster order."""
+    f, h, w = (torch.arange(n, device=device) for n in grid)
+    return torch.stack(torch.meshgrid(f, h, w, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def audio_positions_aligned(
+    grid: tuple[int, int], patch_t: int, audio_latent_rate: float, fps: float, temporal_stride: int, device=None
+) -> torch.Tensor:
+    """Audio patch grid (F, T) -> [F*T, 3] positions, token order (frequency, time) raster."""
+    n_freq, n_time = grid
+    seconds = torch.arange(n_time, dtype=torch.float64, device=device) * patch_t / audio_latent_rate
+    t = seconds * fps / temporal_stride
+    pos = torch.zeros(n_freq, n_time, 3, dtype=torch.float64, device=device)
+    pos[..., 0] = t[None, :]
+    pos[..., 2] = torch.arange(n_freq, dtype=torch.float64, device=device)[:, None]
+    return pos.reshape(-1, 3)
+
+
+def audio_positions_javisdit(grid: tuple[int, int], video_grid: tuple[int, int, int], device=None) -> torch.Tensor:
+    """JavisDiT++'s TA-RoPE for an audio patch grid (F, T) beside a video patch grid (Fv, Hv, Wv).
+
+    Time: the audio step's index spread over the video latent frames,
+    t = ceil(linspace(0, Fv - 1, T)); height Hv (one row past the video grid);
+    width Wv + frequency index, so audio never shares a spatial position with video.
+    """
+    n_freq, n_time = grid
+    fv, hv, wv = video_grid
+    t = torch.ceil(torch.linspace(0, max(fv - 1, 0), n_time, dtype=torch.float64, device=device))
+    pos = torch.empty(n_freq, n_time, 3, dtype=torch.float64, device=device)
+    pos[..., 0] = t[None, :]
+    pos[..., 1] = hv
+    pos[..., 2] = wv + torch.arange(n_freq, dtype=torch.float64, device=device)[:, None]
+    return pos.reshape(-1, 3)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs of x [B, S, H, D] by angles given as cos/sin [S, D/2]."""
+    x_pairs = x.float().unflatten(-1, (-1, 2))  # [B, S, H, D/2, 2]
+    real, imag = x_pairs.unbind(-1)
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+def cos_sin(angles: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.cos(angles).to(dtype), torch.sin(angles).to(dtype)
+
+
+def identity_angles(length: int, head_dim: int, device=None) -> torch.Tensor:
+    """Angles that leave `length` tokens unrotated (text tokens in joint attention)."""
+    return torch.zeros(length, head_dim // 2, dtype=torch.float64, device=device)
+
