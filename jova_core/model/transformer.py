@@ -123,6 +123,7 @@ class JoVATransformer(nn.Module):
         text: torch.Tensor | None = None,
         reference: torch.Tensor | None = None,
         fps: float | None = None,
+        text_audio: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Predict flow-matching velocities (noise - data) for video and audio latents.
 
@@ -131,7 +132,9 @@ class JoVATransformer(nn.Module):
         t_video, t_audio: [B] or scalars on Wan's scale t = 1000 * sigma, sigma in [0, 1]
                    (0 = clean). Each branch is modulated by its own timestep, so one
                    modality can be held clean (t=0) while the other is generated.
-        text:      [B, L, text_dim] text-encoder hidden states, shared by both branches.
+        text:      [B, L, text_dim] text-encoder hidden states, read by both branches.
+        text_audio: optional different text for the audio branch (e.g. its own negative
+                   prompt for per-modality guidance); defaults to `text`.
         reference: [B, video_condition_channels, F, H, W] first-frame latent + mask
                    (only for models with video_condition_channels; zeros when omitted).
         fps:       video frame rate, for the temporally aligned audio RoPE.
@@ -145,10 +148,8 @@ class JoVATransformer(nn.Module):
             raise ValueError("JoVATransformer needs text hidden states [B, L, text_dim]")
         dtype = self.compute_dtype
         batch = (video if video is not None else audio).shape[0]
-        text = text.to(dtype)
-        if cfg.text_attention == "cross" and text.shape[1] < cfg.text_len:
-            # Wan2.1 zero-pads the prompt to text_len before its text MLP.
-            text = torch.cat([text, text.new_zeros(batch, cfg.text_len - text.shape[1], text.shape[2])], dim=1)
+        text = self._prepare_text(text, batch, dtype)
+        text_audio = text if text_audio is None else self._prepare_text(text_audio, batch, dtype)
 
         branches: list[BranchState] = []
         states: list[torch.Tensor] = []
@@ -162,7 +163,7 @@ class JoVATransformer(nn.Module):
         if audio is not None:
             audio_4d = audio[:, :, None] if audio.dim() == 3 else audio
             tokens, audio_grid = self._patchify(self.audio, audio_4d.to(dtype), cfg.audio_patch_size)
-            self._add_branch(branches, states, "audio", tokens, t_audio, text, batch, dtype)
+            self._add_branch(branches, states, "audio", tokens, t_audio, text_audio, batch, dtype)
             angles.append(self._audio_positions(audio_grid, video_grid, fps, tokens.device))
 
         cos, sin = self._rope(branches, angles)
@@ -184,6 +185,16 @@ class JoVATransformer(nn.Module):
         return video_out, audio_out
 
     # -- pieces of forward -------------------------------------------------------------
+
+    def _prepare_text(self, text: torch.Tensor, batch: int, dtype) -> torch.Tensor:
+        cfg = self.config
+        if text.dim() != 3 or text.shape[-1] != cfg.text_dim:
+            raise ValueError(f"text must be [B, L, {cfg.text_dim}] hidden states, got {list(text.shape)}")
+        text = text.to(dtype).expand(batch, -1, -1)
+        if cfg.text_attention == "cross" and text.shape[1] < cfg.text_len:
+            # Wan2.1 zero-pads the prompt to text_len before its text MLP.
+            text = torch.cat([text, text.new_zeros(batch, cfg.text_len - text.shape[1], text.shape[2])], dim=1)
+        return text
 
     def _with_reference(self, video: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
         extra = self.config.video_condition_channels
