@@ -1,0 +1,28 @@
+"""jova_core: framework-free PyTorch for JoVA joint video + audio generation.
+
+Public entry points (imported lazily so ``import jova_core`` stays light):
+    load_transformer(path, dtype=None, device="cpu", attention="sdpa") -> JoVATransformer
+    load_video_codec(path)                     -> video codec (Wan2.1 VAE)
+    load_audio_codec(vae_path, vocoder_path)   -> audio codec (MMAudio VAE + BigVGAN)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_ENTRY_POINTS = {
+    "load_transformer": "jova_core.checkpoint",
+    "load_video_codec": "jova_core.codecs",
+    "load_audio_codec": "jova_core.codecs",
+    "JoVAConfig": "jova_core.config",
+    "preset_config": "jova_core.config",
+    "JoVATransformer": "jova_core.model.transformer",
+}
+
+__all__ = sorted(_ENTRY_POINTS)
+
+
+def __getattr__(name: str):
+    if name in _ENTRY_POINTS:
+        return getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+    raise AttributeError(f"module 'jova_core' has no attribute {name!r}")
