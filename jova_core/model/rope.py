@@ -55,18 +55,24 @@ def audio_positions_aligned(
 
 
 def audio_positions_javisdit(grid: tuple[int, int], video_grid: tuple[int, int, int], device=None) -> torch.Tensor:
-    """JavisDiT++'s TA-RoPE for an audio patch grid (F, T) beside a video patch grid (Fv, Hv, Wv).
+    """JavisDiT++'s TA-RoPE ("interleave_offset") for an audio patch grid (F, T) beside a
+    video patch grid (Fv, Hv, Wv); [F*T, 3] positions, token order (frequency, time) raster.
 
-    Time: the audio step's index spread over the video latent frames,
-    t = ceil(linspace(0, Fv - 1, T)); height Hv (one row past the video grid);
-    width Wv + frequency index, so audio never shares a spatial position with video.
+    For the audio token at time step j and frequency index i:
+      t = ceil(linspace(0, Fv - 1, T))[j]   the video latent frame it falls in;
+      h = Hv + j                            rows past the video grid, one per time step;
+      w = Wv + i                            columns past the video grid, one per bin.
+    So audio and video share the temporal angle but never a spatial one, and audio
+    tokens at different times stay distinct even when they share t. JavisDiT++ orders
+    its audio tokens time-major; attention is order-free, so only these positions matter.
     """
     n_freq, n_time = grid
     fv, hv, wv = video_grid
+    steps = torch.arange(n_time, dtype=torch.float64, device=device)
     t = torch.ceil(torch.linspace(0, max(fv - 1, 0), n_time, dtype=torch.float64, device=device))
     pos = torch.empty(n_freq, n_time, 3, dtype=torch.float64, device=device)
     pos[..., 0] = t[None, :]
-    pos[..., 1] = hv
+    pos[..., 1] = hv + steps[None, :]
     pos[..., 2] = wv + torch.arange(n_freq, dtype=torch.float64, device=device)[:, None]
     return pos.reshape(-1, 3)
 
