@@ -1,0 +1,29 @@
+"""Flow-matching sampling for JoVA: the noise schedule, the solvers, the modes, the loop."""
+
+from .modes import MODES, reference_condition
+from .sampler import StepInfo, sample
+from .schedule import (
+    NUM_TRAIN_TIMESTEPS,
+    add_noise,
+    predicted_x0,
+    sampling_sigmas,
+    shift_sigma,
+    timesteps_from_sigma,
+    velocity_target,
+)
+from .solvers import SOLVERS
+
+__all__ = [
+    "MODES",
+    "NUM_TRAIN_TIMESTEPS",
+    "SOLVERS",
+    "StepInfo",
+    "add_noise",
+    "predicted_x0",
+    "reference_condition",
+    "sample",
+    "sampling_sigmas",
+    "shift_sigma",
+    "timesteps_from_sigma",
+    "velocity_target",
+]

@@ -1,0 +1,230 @@
+"""The sampling loop: noise -> video and/or audio latents with per-modality guidance.
+
+One step, for each modality being generated (see modes.py for which are):
+
+    v_cond  = model(x_video, x_audio, t, text=text, text_audio=text_audio)
+    v_neg   = model(x_video, x_audio, t, text=negative_video, text_audio=negative_audio)
+    v       = v_neg + cfg * (v_cond - v_neg)        (cfg_video for video, cfg_audio for audio)
+    x       = solver.step(v, x)                     (one diffusers scheduler per modality)
+
+The unconditional pass is one model call carrying both negatives (the video branch reads
+``text``, the audio branch ``text_audio``); it is skipped when no generated modality
+has a guidance scale other than 1. A modality that is given is fed clean, at t = 0, and
+returned unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
+from .schedule import predicted_x0, sampling_sigmas, timesteps_from_sigma
+from .solvers import make_solver
+
+
+@dataclass
+class StepInfo:
+    """What the callback sees after each step (tensors on the model's device, float32)."""
+
+    step: int  # index of the step just taken, 0 .. total-1
+    total: int
+    sigma: float  # the noise level this step denoised from
+    video: torch.Tensor | None  # latents after the step (None when absent)
+    audio: torch.Tensor | None
+    video_x0: torch.Tensor | None  # the guided clean prediction at `sigma`, for previews
+    audio_x0: torch.Tensor | None
+
+
+@torch.no_grad()
+def sample(
+    model,
+    *,
+    text: torch.Tensor,
+    text_audio: torch.Tensor | None = None,
+    negative_video: torch.Tensor | None = None,
+    negative_audio: torch.Tensor | None = None,
+    mode: str = "t2va",
+    video_shape: tuple[int, ...] | None = None,
+    audio_shape: tuple[int, ...] | None = None,
+    video_latents: torch.Tensor | None = None,
+    audio_latents: torch.Tensor | None = None,
+    reference: torch.Tensor | None = None,
+    steps: int = 30,
+    sampler: str = "unipc",
+    shift: float = 5.0,
+    cfg_video: float = 5.0,
+    cfg_audio: float = 4.0,
+    seed: int = 0,
+    fps: float | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Generate video and/or audio latents with a JoVA transformer.
+
+    model: a JoVATransformer (or anything with its forward signature and a ``config``
+        with ``video_condition_channels``); runs on the device of its parameters.
+    text: [B or 1, L, text_dim] prompt hidden states, read by the video branch (and by the
+        audio branch unless `text_audio` is given).
+    negative_video / negative_audio: hidden states of the negative prompts of each
+        branch (e.g. the encoded empty prompt). Either defaults to the other; at least one
+        is needed when a generated modality has cfg != 1.
+    mode: "t2va", "i2va", "a2v", "v2a", "t2v", "i2v" or "t2a" (table in modes.py).
+    video_shape: (B, C, F, H, W) of the video latents to generate.
+    audio_shape: (B, C, T) or (B, C, F, T) of the audio latents to generate.
+    video_latents / audio_latents: clean latents of a given modality ("v2a" / "a2v").
+    reference: the reference image's video latent [B or 1, C, 1, H, W] ("i2va", "i2v",
+        optionally "a2v").
+    steps, sampler ("euler" | "unipc"), shift: the solver, its number of model
+        evaluations and the sigma shift (sigma' = shift*s / (1 + (shift-1)*s)).
+    cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none).
+    seed: noise comes from a CPU torch.Generator seeded with it (video noise drawn
+        first, then audio), so a seed gives the same noise on every device and
+        bit-identical results on CPU.
+    fps: video frame rate, for the time-aligned audio RoPE.
+    callback: called with a StepInfo after every step (progress, previews); raising
+        from it stops sampling (interruption) and the exception propagates.
+    Returns (video latents, audio latents), float32 on the model's device; None for an
+    absent modality; a given modality is returned as given.
+    """
+    setup = _Setup(model, mode, video_shape, audio_shape, video_latents, audio_latents, reference)
+    if setup.video_role == GENERATE and setup.audio_role == GENERATE and setup.video_shape[0] != setup.audio_shape[0]:
+        raise ValueError(f"video batch {setup.video_shape[0]} and audio batch {setup.audio_shape[0]} differ")
+    device = setup.device
+
+    guided = (setup.video_role == GENERATE and cfg_video != 1) or (setup.audio_role == GENERATE and cfg_audio != 1)
+    if guided and negative_video is None and negative_audio is None:
+        raise ValueError(
+            "classifier-free guidance (cfg_video/cfg_audio != 1) needs negative_video and/or "
+            "negative_audio text hidden states (e.g. the encoded empty prompt); or set both cfg to 1"
+        )
+    cond = dict(text=text.to(device), text_audio=None if text_audio is None else text_audio.to(device))
+    uncond = None
+    if guided:
+        neg_video = negative_video if negative_video is not None else negative_audio
+        neg_audio = negative_audio if negative_audio is not None else negative_video
+        uncond = dict(text=neg_video.to(device), text_audio=neg_audio.to(device))
+
+    # Noise on the CPU from one generator, so the seed means the same on every device.
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    video = audio = None
+    video_noise = None
+    if setup.video_role == GENERATE:
+        video_noise = torch.randn(setup.video_shape, generator=generator, dtype=torch.float32).to(device)
+        video = video_noise
+    elif setup.video_role == GIVEN:
+        video = setup.video_given
+    if setup.audio_role == GENERATE:
+        audio = torch.randn(setup.audio_shape, generator=generator, dtype=torch.float32).to(device)
+    elif setup.audio_role == GIVEN:
+        audio = setup.audio_given
+
+    base_sigmas = sampling_sigmas(steps, shift)
+    video_solver = make_solver(sampler, base_sigmas, device) if setup.video_role == GENERATE else None
+    audio_solver = make_solver(sampler, base_sigmas, device) if setup.audio_role == GENERATE else None
+    solver = video_solver or audio_solver
+    sigmas = solver.sigmas.tolist()  # [steps + 1], as the solver steps them (ends at 0)
+    clean = torch.zeros((), device=device)
+
+    for i in range(steps):
+        sigma = sigmas[i]
+        t = timesteps_from_sigma(sigma).to(device)
+        if setup.held_first is not None:
+            video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], sigma)
+        inputs = dict(
+            video=video, audio=audio,
+            t_video=t if setup.video_role == GENERATE else clean,
+            t_audio=t if setup.audio_role == GENERATE else clean,
+            reference=setup.condition, fps=fps,
+        )
+        v_video, v_audio = model(**inputs, **cond)
+        if uncond is not None:
+            n_video, n_audio = model(**inputs, **uncond)
+            v_video = _guide(v_video, n_video, cfg_video)
+            v_audio = _guide(v_audio, n_audio, cfg_audio)
+
+        video_x0 = audio_x0 = None
+        if video_solver is not None:
+            video_x0 = predicted_x0(video, v_video.float(), sigma)
+            video = video_solver.step(v_video.float(), video_solver.timesteps[i], video).prev_sample
+        if audio_solver is not None:
+            audio_x0 = predicted_x0(audio, v_audio.float(), sigma)
+            audio = audio_solver.step(v_audio.float(), audio_solver.timesteps[i], audio).prev_sample
+        if callback is not None:
+            callback(StepInfo(i, steps, sigma, video, audio, video_x0, audio_x0))
+
+    if setup.held_first is not None:
+        video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], 0.0)
+    return video, audio
+
+
+def _guide(cond: torch.Tensor | None, uncond: torch.Tensor | None, scale: float) -> torch.Tensor | None:
+    if cond is None:
+        return None
+    cond, uncond = cond.float(), uncond.float()
+    return uncond + scale * (cond - uncond)
+
+
+class _Setup:
+    """The checked inputs of one sample() call: roles, shapes, device, reference handling."""
+
+    def __init__(self, model, mode_name, video_shape, audio_shape, video_latents, audio_latents, reference):
+        mode = get_mode(mode_name)
+        self.video_role, self.audio_role = mode.video, mode.audio
+        params = list(model.parameters()) if hasattr(model, "parameters") else []
+        self.device = params[0].device if params else torch.device("cpu")
+        config = getattr(model, "config", None)
+        if config is None or not hasattr(config, "video_condition_channels"):
+            raise ValueError("the model needs a `config` with `video_condition_channels` (a JoVATransformer has one)")
+
+        self.video_shape, self.video_given = self._modality(
+            mode_name, "video", mode.video, video_shape, video_latents, (5,), "(B, C, F, H, W)"
+        )
+        self.audio_shape, self.audio_given = self._modality(
+            mode_name, "audio", mode.audio, audio_shape, audio_latents, (3, 4), "(B, C, T) or (B, C, F, T)"
+        )
+
+        self.condition = None  # the model's reference channels, when it has them
+        self.held_first = None  # the reference latent frame to pin, when it has not
+        extra = config.video_condition_channels
+        if reference is None:
+            if mode.reference == "required":
+                raise ValueError(f"mode {mode_name!r} needs `reference`: the reference image's video latent")
+        elif mode.reference == "refused":
+            hint = " (use 'i2va' or 'i2v' for image-conditioned generation)" if mode.video == GENERATE else ""
+            raise ValueError(f"mode {mode_name!r} takes no reference image{hint}")
+        elif extra:
+            self.condition = reference_condition(reference.to(self.device, torch.float32), self.video_shape, extra)
+        else:
+            self.held_first = first_frame_latent(reference.to(self.device, torch.float32), self.video_shape)
+        if extra and self.condition is None and self.video_role != ABSENT:
+            # No reference: the model's condition channels are zeros (the model's default);
+            # spelled out so cond and uncond passes see the same input.
+            self.condition = torch.zeros(
+                self.video_shape[0], extra, *self.video_shape[2:], device=self.device, dtype=torch.float32
+            )
+
+    def _modality(self, mode_name, name, role, shape, latents, ranks, layout):
+        if role == ABSENT:
+            if shape is not None or latents is not None:
+                raise ValueError(f"mode {mode_name!r} has no {name}; do not pass {name}_shape / {name}_latents")
+            return None, None
+        if role == GIVEN:
+            if latents is None:
+                raise ValueError(f"mode {mode_name!r} needs {name}_latents (the clean {name} latents to hold)")
+            if shape is not None and tuple(shape) != tuple(latents.shape):
+                raise ValueError(f"{name}_shape {tuple(shape)} disagrees with {name}_latents {tuple(latents.shape)}")
+            shape, given = tuple(latents.shape), latents.to(self.device, torch.float32)
+        else:
+            if latents is not None:
+                raise ValueError(
+                    f"mode {mode_name!r} generates {name}; {name}_latents are only taken by "
+                    f"{'v2a' if name == 'video' else 'a2v'}"
+                )
+            if shape is None:
+                raise ValueError(f"mode {mode_name!r} needs {name}_shape {layout}")
+            shape, given = tuple(int(n) for n in shape), None
+        if len(shape) not in ranks:
+            raise ValueError(f"{name} latents must be {layout}, got {shape}")
+        return shape, given
