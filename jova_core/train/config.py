@@ -1,0 +1,95 @@
+"""The training recipe: one JSON file, read into a dataclass (unknown keys are an error).
+
+Relative paths in the file are relative to the file's own folder, so a recipe can sit
+next to its data and be run from anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    # -- data ------------------------------------------------------------------------
+    # Folder of clips (MP4 with sound) and the captions file (JSON or CSV) naming them.
+    data_dir: str = ""
+    captions: str = "captions.json"
+    # Where preprocessed latents / text embeddings / mouth masks are kept (resumable).
+    cache_dir: str = "cache"
+    # Checkpoints, logs and the final transformer go here.
+    output_dir: str = "output"
+
+    # -- model -----------------------------------------------------------------------
+    # Start from a native JoVA checkpoint (e.g. made by `init-from-wan`), or, when empty,
+    # from a fresh model of `preset` with `model_overrides` (JoVAConfig fields).
+    init_checkpoint: str = ""
+    preset: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)
+    # Codecs: "demo" (weight-free, CPU) or paths to the real Wan2.1 VAE / MMAudio files.
+    video_codec: str = "demo"
+    audio_codec: str = "demo"
+    audio_vocoder: str = ""
+    # Text encoder: "demo" (jova_core.text_demo.DemoTextEncoder) is the one built in.
+    text_encoder: str = "demo"
+
+    # -- objective -------------------------------------------------------------------
+    # Timestep shift for training sigmas (Waver trains with 3.0); independent per modality.
+    shift: float = 3.0
+    # Weight lambda of the mouth area in the video loss (paper: 5; 0 = plain flow loss).
+    mouth_weight: float = 5.0
+    audio_loss_weight: float = 1.0
+
+    # -- optimisation ----------------------------------------------------------------
+    steps: int = 1000
+    # Global batch (all processes together); must divide by the number of processes.
+    batch_size: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    # 0 = full fine-tune; > 0 = LoRA of this rank through peft on every linear of the blocks.
+    lora_rank: int = 0
+    lora_alpha: float = 0.0  # 0 = same as the rank
+    gradient_checkpointing: bool = False
+    # "no" (float32) or "bf16" autocast; passed to accelerate.
+    mixed_precision: str = "no"
+    seed: int = 0
+
+    # -- bookkeeping -----------------------------------------------------------------
+    save_every: int = 500
+    log_every: int = 10
+    # Continue from the newest checkpoint in output_dir when there is one.
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
+        if self.mouth_weight < 0:
+            raise ValueError("mouth_weight must be >= 0")
+
+    @classmethod
+    def from_file(cls, path: str, **overrides) -> "TrainConfig":
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        data.update(overrides)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {unknown}; known ones: {sorted(known)}")
+        base = os.path.dirname(os.path.abspath(path))
+        for key in ("data_dir", "cache_dir", "output_dir", "init_checkpoint"):
+            if data.get(key):
+                data[key] = os.path.join(base, data[key])
+        for key in ("video_codec", "audio_codec", "audio_vocoder"):
+            if data.get(key) and data[key] != "demo":
+                data[key] = os.path.join(base, data[key])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

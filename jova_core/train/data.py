@@ -1,0 +1,181 @@
+"""Training data: the captions file, the resumable preprocessing cache, the cached dataset.
+
+A dataset is a folder of clips (MP4 with sound) plus a captions file naming them:
+  JSON: a list of {"file", "video_caption", "audio_caption", "transcript"} objects, or an
+        object mapping each file name to {"video_caption", "audio_caption", "transcript"};
+  CSV:  a header row with those column names.
+Preprocessing turns each clip into one safetensors file in the cache folder holding
+everything a training step needs (video latents, audio latents, text embeddings, latent
+mouth mask). A clip whose cache file exists and was made from the same source file by the
+same encoder is skipped, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..text_demo import format_prompt
+
+CAPTION_FIELDS = ("video_caption", "audio_caption", "transcript")
+
+
+@dataclass(frozen=True)
+class ClipEntry:
+    file: str
+    video_caption: str
+    audio_caption: str = ""
+    transcript: str = ""
+
+    @property
+    def prompt(self) -> str:
+        return format_prompt(self.video_caption, self.audio_caption, self.transcript)
+
+
+def _entry(file: str, fields: dict, source: str) -> ClipEntry:
+    if not file:
+        raise ValueError(f"{source}: an entry has no 'file' naming its clip")
+    if not str(fields.get("video_caption", "")).strip():
+        raise ValueError(f"{source}: clip {file!r} has no video_caption")
+    return ClipEntry(file, *(str(fields.get(k) or "") for k in CAPTION_FIELDS))
+
+
+def read_captions(path: str) -> list[ClipEntry]:
+    """The clips and captions listed in a JSON or CSV captions file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"captions file {path} not found; write a JSON or CSV listing each clip's captions")
+    if path.lower().endswith(".csv"):
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        entries = [_entry(row.get("file", ""), row, path) for row in rows]
+    else:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, dict) and isinstance(data.get("clips"), list):
+            data = data["clips"]
+        if isinstance(data, dict):
+            entries = [_entry(name, fields, path) for name, fields in data.items()]
+        elif isinstance(data, list):
+            entries = [_entry(item.get("file", ""), item, path) for item in data]
+        else:
+            raise ValueError(f"{path}: expected a JSON list of clips or an object keyed by file name")
+    if not entries:
+        raise ValueError(f"{path} lists no clips")
+    return entries
+
+
+class ClipEncoder(Protocol):
+    """Turns one clip into the tensors a training step needs."""
+
+    fingerprint: str  # changes whenever the tensors it makes would change
+
+    def encode(self, clip_path: str, entry: ClipEntry) -> dict[str, torch.Tensor]: ...
+
+
+def cache_path(cache_dir: str, entry: ClipEntry) -> str:
+    stem = os.path.splitext(entry.file)[0].replace("/", "__").replace("\\", "__")
+    return os.path.join(cache_dir, stem + ".safetensors")
+
+
+def _source_stamp(path: str, entry: ClipEntry) -> str:
+    st = os.stat(path)
+    return json.dumps([st.st_size, int(st.st_mtime), entry.prompt])
+
+
+def _is_current(path: str, fingerprint: str, stamp: str) -> bool:
+    if not os.path.exists(path):
+        return False
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # a truncated file from a killed run: redo it
+        return False
+    return meta.get("encoder") == fingerprint and meta.get("source") == stamp
+
+
+def preprocess(
+    entries: list[ClipEntry],
+    data_dir: str,
+    cache_dir: str,
+    encoder: ClipEncoder,
+    progress: Callable[[int, int], None] | None = None,
+    show_progress: bool = True,
+) -> tuple[list[str], int]:
+    """Cache every clip; returns (cache file per entry, how many were encoded this time).
+
+    `progress(done, total)` is called after each clip; raise from it to interrupt (what
+    was finished stays cached).
+    """
+    from tqdm.auto import tqdm
+
+    os.makedirs(cache_dir, exist_ok=True)
+    paths, encoded = [], 0
+    for i, entry in enumerate(tqdm(entries, desc="caching clips", disable=not show_progress)):
+        clip = os.path.join(data_dir, entry.file)
+        if not os.path.isfile(clip):
+            raise FileNotFoundError(f"clip {clip} (listed in the captions) does not exist")
+        out, stamp = cache_path(cache_dir, entry), _source_stamp(clip, entry)
+        if not _is_current(out, encoder.fingerprint, stamp):
+            tensors = {k: v.detach().contiguous().cpu() for k, v in encoder.encode(clip, entry).items()}
+            save_file(tensors, out + ".partial", metadata={"encoder": encoder.fingerprint, "source": stamp})
+            os.replace(out + ".partial", out)  # atomic: a killed run never leaves a half file
+            encoded += 1
+        paths.append(out)
+        if progress is not None:
+            progress(i + 1, len(entries))
+    write_index(cache_dir, paths)
+    return paths, encoded
+
+
+INDEX_NAME = "index.json"
+
+
+def write_index(cache_dir: str, paths: list[str]) -> None:
+    """Record which cache files make up the dataset (so training can run from the cache alone)."""
+    with open(os.path.join(cache_dir, INDEX_NAME + ".partial"), "w", encoding="utf-8") as f:
+        json.dump([os.path.relpath(p, cache_dir) for p in paths], f, indent=0)
+    os.replace(os.path.join(cache_dir, INDEX_NAME + ".partial"), os.path.join(cache_dir, INDEX_NAME))
+
+
+def read_index(cache_dir: str) -> list[str]:
+    path = os.path.join(cache_dir, INDEX_NAME)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: set data_dir to a folder of clips so they can be cached first")
+    with open(path, encoding="utf-8") as f:
+        return [os.path.join(cache_dir, p) for p in json.load(f)]
+
+
+class CachedClips(torch.utils.data.Dataset):
+    """The cached tensors of each clip; items are dicts of tensors without a batch axis."""
+
+    def __init__(self, paths: list[str]):
+        if not paths:
+            raise ValueError("no cached clips to train on")
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        with safe_open(self.paths[index], framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        items = [self[i] for i in indices]
+        out = {}
+        for key in items[0]:
+            shapes = {tuple(it[key].shape) for it in items}
+            if len(shapes) > 1:
+                raise ValueError(
+                    f"cached {key!r} differ in shape {sorted(shapes)}; clips in one batch must share "
+                    "size, frame count and duration (use batch_size 1 or make the clips uniform)"
+                )
+            out[key] = torch.stack([it[key] for it in items])
+        return out

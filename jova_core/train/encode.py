@@ -1,0 +1,98 @@
+"""Preprocessing of one clip for training: latents, text embedding, latent mouth mask.
+
+    MP4 -> frames [T,H,W,3] 0..1 + waveform
+        -> video codec  -> "video" [16, F, H/8, W/8]
+        -> audio codec  -> "audio" [C, T_lat]
+        -> face landmarks -> pixel mouth box -> "mouth_mask" [F, H/8, W/8] (latent grid)
+    prompt (JoVA format) -> text encoder -> "text" [L, text_dim]
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .config import TrainConfig
+from .data import CachedClips, ClipEntry, preprocess, read_captions, read_index
+
+
+def build_text_encoder(cfg: TrainConfig, text_dim: int, text_len: int):
+    if cfg.text_encoder != "demo":
+        raise ValueError(
+            f"text_encoder {cfg.text_encoder!r} is not supported by the trainer; use 'demo' "
+            "(jova_core.text_demo.DemoTextEncoder)"
+        )
+    from ..text_demo import DemoTextEncoder
+
+    return DemoTextEncoder(text_dim, text_len)
+
+
+def build_codecs(cfg: TrainConfig):
+    """(video codec, audio codec) as the recipe names them."""
+    from .. import codecs
+
+    if cfg.video_codec == "demo":
+        video = codecs.DemoVideoCodec()
+    else:
+        video = codecs.load_video_codec(cfg.video_codec)
+    if cfg.audio_codec == "demo":
+        audio = codecs.DemoAudioCodec()
+    else:
+        audio = codecs.load_audio_codec(cfg.audio_codec, cfg.audio_vocoder or None)
+    return video, audio
+
+
+class LatentClipEncoder:
+    """The trainer's ClipEncoder: codecs + text encoder + mouth landmarks."""
+
+    def __init__(self, video_codec, audio_codec, text_encoder, mouth_margin: float = 0.25):
+        self.video_codec, self.audio_codec, self.text_encoder = video_codec, audio_codec, text_encoder
+        self.mouth_margin = mouth_margin
+        names = [getattr(c, "fingerprint", type(c).__name__) for c in (video_codec, audio_codec)]
+        self.fingerprint = f"{names[0]}|{names[1]}|{text_encoder.fingerprint}|mouth-box-{mouth_margin}"
+
+    def encode(self, clip_path: str, entry: ClipEntry) -> dict[str, torch.Tensor]:
+        from ..io import read_clip
+        from ..mouth.landmarks import detect_face_landmarks
+        from ..mouth.mask import latent_mask, pixel_mask
+
+        clip = read_clip(clip_path)
+        frames = torch.as_tensor(clip.frames).float()  # [T, H, W, 3] 0..1
+        num_frames, height, width = frames.shape[:3]
+        # The Wan VAE grid keeps 1 + 4k frames; drop the tail that would not fill a latent frame.
+        frames = frames[: 1 + (num_frames - 1) // 4 * 4]
+        with torch.no_grad():
+            video = self.video_codec.encode(frames[None])[0]
+            audio = self.audio_codec.encode(torch.as_tensor(clip.waveform).float()[None], clip.sample_rate)[0]
+        landmarks = detect_face_landmarks(frames, fps=clip.fps)
+        if not landmarks.tracks:
+            raise ValueError(f"{clip_path}: no face found in any frame, so there is no mouth to weight")
+        mouth = latent_mask(pixel_mask(landmarks.tracks[0], height, width, margin=self.mouth_margin))
+        return {
+            "video": video,
+            "audio": audio,
+            "text": self.text_encoder(entry.prompt)[0],
+            "mouth_mask": mouth,
+            "fps": torch.tensor([float(clip.fps)]),
+        }
+
+
+def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) -> CachedClips:
+    """Cache cfg.data_dir's clips (skipping those already cached) and return the dataset;
+    with no data_dir, the dataset the cache index lists."""
+    if not cfg.data_dir:
+        return CachedClips(read_index(cfg.cache_dir))
+    from ..config import preset_config
+
+    model_cfg = preset_config(cfg.preset, **cfg.model_overrides)
+    if cfg.init_checkpoint:
+        from ..checkpoint import read_metadata
+        from ..config import JoVAConfig
+
+        model_cfg = JoVAConfig.from_json(read_metadata(cfg.init_checkpoint)["jova_config"])
+    video_codec, audio_codec = build_codecs(cfg)
+    encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg, model_cfg.text_dim, model_cfg.text_len))
+    entries = read_captions(os.path.join(cfg.data_dir, cfg.captions))
+    paths, _ = preprocess(entries, cfg.data_dir, cfg.cache_dir, encoder, progress=progress, show_progress=show_progress)
+    return CachedClips(paths)
