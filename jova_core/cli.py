@@ -14,6 +14,7 @@ import sys
 # verb -> (module defining add_arguments/run, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "convert": ("jova_core.convert.cli", "convert a Wan2.1 or JavisDiT++ transformer into a JoVA checkpoint"),
+    "train": ("jova_core.train.cli", "cache a folder of captioned clips and fine-tune JoVA on it (accelerate)"),
 }
 
 
