@@ -1,8 +1,8 @@
 """A tiny deterministic text encoder for the CPU demo (no umT5 needed, nothing to download).
 
-A JoVA prompt "<Video Caption>: ... <Audio Caption>: ... <Transcript>: ..." is split into
-its three sections and each section into lower-case words. Every word becomes one token
-whose feature vector is the concatenation of three FIXED parts (no trained weights, so the
+A JoVA prompt (jova_core.text.format_prompt: "<Video Caption>: ... <Audio Caption>: ...
+<Transcript>: ...") is split into its three sections and each section into lower-case
+words. Every word becomes one token whose feature vector is the concatenation of three FIXED parts (no trained weights, so the
 encoder ships as code only and gives the same vectors on every machine):
 
     [ word identity (hash-seeded random unit vector) | position within its section
@@ -27,14 +27,6 @@ import torch
 SECTIONS = ("Video Caption", "Audio Caption", "Transcript")
 _SECTION_RE = re.compile(r"<(Video Caption|Audio Caption|Transcript)>:")
 _WORD_RE = re.compile(r"[a-z0-9']+")
-
-
-def format_prompt(video_caption: str, audio_caption: str = "", transcript: str = "") -> str:
-    """The JoVA prompt format; non-speech clips omit the transcript (as in the paper)."""
-    prompt = f"<Video Caption>: {video_caption.strip()} <Audio Caption>: {audio_caption.strip()}"
-    if transcript.strip():
-        prompt += f" <Transcript>: {transcript.strip()}"
-    return prompt
 
 
 def split_prompt(prompt: str) -> dict[str, str]:

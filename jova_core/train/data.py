@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..text_demo import format_prompt
+from ..text import format_prompt
 
 CAPTION_FIELDS = ("video_caption", "audio_caption", "transcript")
 
