@@ -15,6 +15,7 @@ import sys
 VERBS: dict[str, tuple[str, str]] = {
     "convert": ("jova_core.convert.cli", "convert a Wan2.1 or JavisDiT++ transformer into a JoVA checkpoint"),
     "train": ("jova_core.train.cli", "cache a folder of captioned clips and fine-tune JoVA on it (accelerate)"),
+    "init-from-wan": ("jova_core.train.init_from_wan", "start a JoVA model from Wan2.1: audio branch copied from video"),
 }
 
 
