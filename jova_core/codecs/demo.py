@@ -44,7 +44,7 @@ _RGB_TO_YCBCR = (
 )
 
 # log10-mel standardisation and per-channel statistics of the projected coefficients,
-# measured on tests/codec_signals.syllables (synthetic voiced syllables).
+# measured on jova_core.codecs.signals.syllables (synthetic voiced syllables).
 _MEL_MEAN, _MEL_STD = -2.3, 1.5
 _AUDIO_MEAN = (0.0, 3.2, -2.5, 0.9, -1.2, -0.6, 0.2, -0.7, 0.2, -0.5, -0.1, 0.1, -0.5, 0.1, -0.3, -0.1, 0.0, -0.35, 0.0, -0.25)
 _AUDIO_SCALE = (5.5, 2.5, 2.2, 1.6, 1.3, 0.8, 0.75, 0.65, 0.5, 0.55, 0.35, 0.4, 0.5, 0.3, 0.35, 0.25, 0.25, 0.35, 0.25, 0.3)

@@ -1,4 +1,5 @@
-"""Deterministic test signals for the codec and AV I/O tests (no data files needed)."""
+"""Deterministic speech-like test signal (no data files needed): used to calibrate the demo
+audio codec and by the codec tests and benchmark."""
 
 from __future__ import annotations
 
