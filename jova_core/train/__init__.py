@@ -1,0 +1,1 @@
+"""Training JoVA: data, losses, LoRA and the trainer loop."""
