@@ -79,14 +79,14 @@ def sample(
     steps, sampler ("euler" | "unipc"), shift: the solver, its number of model
         evaluations and the sigma shift (sigma' = shift*s / (1 + (shift-1)*s)).
     cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none).
-    seed: noise comes from a CPU torch.Generator seeded with it (video noise drawn
-        first, then audio), so a seed gives the same noise on every device and
-        bit-identical results on CPU.
+    seed: noise comes from a CPU torch.Generator seeded with it (the video noise drawn
+        first, then the audio noise, each only when generated), so a seed gives the same
+        noise on every device and bit-identical results on CPU.
     fps: video frame rate, for the time-aligned audio RoPE.
     callback: called with a StepInfo after every step (progress, previews); raising
         from it stops sampling (interruption) and the exception propagates.
-    Returns (video latents, audio latents), float32 on the model's device; None for an
-    absent modality; a given modality is returned as given.
+    Returns (video latents, audio latents), float32 on the model's device: None for an
+    absent modality, the given latents unchanged for a given one.
     """
     setup = _Setup(model, mode, video_shape, audio_shape, video_latents, audio_latents, reference)
     if setup.video_role == GENERATE and setup.audio_role == GENERATE and setup.video_shape[0] != setup.audio_shape[0]:
