@@ -1,0 +1,22 @@
+"""The pack's ComfyUI nodes (V3 schema), all in the "JoVA" menu category."""
+
+from .decode import JoVADecode
+from .latent import JoVAEmptyLatent
+from .loaders import JoVAAudioCodecLoader, JoVAModelLoader, JoVATextEncoderLoader, JoVAVideoCodecLoader
+from .mouth import JoVAMouthMaskPreview
+from .mux import JoVAMux
+from .sampler import JoVASampler
+from .text import JoVATextEncode
+
+NODES = (
+    JoVAModelLoader,
+    JoVAAudioCodecLoader,
+    JoVAVideoCodecLoader,
+    JoVATextEncoderLoader,
+    JoVATextEncode,
+    JoVAEmptyLatent,
+    JoVASampler,
+    JoVADecode,
+    JoVAMux,
+    JoVAMouthMaskPreview,
+)

@@ -1,0 +1,107 @@
+"""JoVA Empty Latent: a clip's size and length -> empty video and audio latents that match.
+
+The JoVA LATENT is a core LATENT dict whose "samples" are the video latents
+[B, C, F, H, W] in the model's (normalised) latent space, with the audio latents and
+the clip's timing alongside:
+    "jova_audio" [B, C_audio, T], "jova_fps" float, "jova_frames" int (pixel frames),
+    "jova_width", "jova_height" int (pixels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from comfy_api.latest import io, ui
+
+from .types import CATEGORY, JoVAModel
+
+
+@dataclass(frozen=True)
+class ClipGeometry:
+    width: int
+    height: int
+    frames: int  # pixel frames
+    fps: float
+    video_shape: tuple[int, ...]  # [B, C, F, H, W]
+    audio_shape: tuple[int, ...]  # [B, C, T]
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+
+def clip_geometry(config, spatial_stride: int, width: int, height: int, seconds: float, fps: float,
+                  batch_size: int = 1) -> ClipGeometry:
+    """Round a requested clip to sizes the codecs and the transformer's patches accept.
+
+    Width/height: multiples of spatial stride x patch size (Wan2.1: 8 x 2 = 16).
+    Frames: 1 + k x temporal stride (the causal video VAE keeps the first frame alone).
+    Audio: the clip's duration at the audio latent rate, rounded to the audio patch.
+    """
+    _, patch_h, patch_w = config.video_patch_size
+    if config.video_patch_size[0] != 1:
+        raise ValueError(f"video temporal patch {config.video_patch_size[0]} is not supported (Wan2.1 uses 1)")
+    if config.audio_patch_size[0] != 1:
+        raise ValueError(
+            "this model's audio branch takes 2-D (frequency x time) audio latents, e.g. JavisDiT++'s "
+            "AudioLDM2 latents; the pack's audio codecs (MMAudio) make 1-D latents"
+        )
+    mult_w, mult_h = spatial_stride * patch_w, spatial_stride * patch_h
+    width_r = max(mult_w, round(width / mult_w) * mult_w)
+    height_r = max(mult_h, round(height / mult_h) * mult_h)
+    stride_t = config.video_temporal_stride
+    groups = max(0, round((seconds * fps - 1) / stride_t))
+    frames = 1 + groups * stride_t
+    audio_patch = config.audio_patch_size[1]
+    audio_len = max(audio_patch, round(frames / fps * config.audio_latent_rate / audio_patch) * audio_patch)
+    video_shape = (batch_size, config.video_in_channels, groups + 1, height_r // spatial_stride, width_r // spatial_stride)
+    audio_shape = (batch_size, config.audio_in_channels, audio_len)
+    return ClipGeometry(width_r, height_r, frames, fps, video_shape, audio_shape)
+
+
+def describe(geometry: ClipGeometry, width: int, height: int, seconds: float) -> str:
+    lines = []
+    if (geometry.width, geometry.height) != (width, height):
+        lines.append(f"size {width}x{height} rounded to {geometry.width}x{geometry.height}")
+    if abs(geometry.seconds - seconds) > 1e-6:
+        lines.append(f"length {seconds:g} s rounded to {geometry.frames} frames = {geometry.seconds:.3f} s")
+    lines.append(
+        f"{geometry.width}x{geometry.height}, {geometry.frames} frames at {geometry.fps:g} fps; "
+        f"video latent {list(geometry.video_shape)}, audio latent {list(geometry.audio_shape)}"
+    )
+    return "\n".join(lines)
+
+
+class JoVAEmptyLatent(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVAEmptyLatent",
+            display_name="JoVA Empty Latent",
+            category=CATEGORY,
+            description="Empty video + audio latents of one duration for the model; rounding is reported.",
+            inputs=[
+                JoVAModel.Input("model", tooltip="Sets channels, strides and the audio latent rate."),
+                io.Int.Input("width", default=832, min=16, max=4096, step=16),
+                io.Int.Input("height", default=480, min=16, max=4096, step=16),
+                io.Float.Input("seconds", default=5.0, min=0.05, max=120.0, step=0.05),
+                io.Float.Input("fps", default=16.0, min=1.0, max=120.0, step=1.0),
+                io.Int.Input("batch_size", default=1, min=1, max=64),
+            ],
+            outputs=[io.Latent.Output("latent"), io.String.Output("info")],
+        )
+
+    @classmethod
+    def execute(cls, model, width: int, height: int, seconds: float, fps: float, batch_size: int = 1) -> io.NodeOutput:
+        geometry = clip_geometry(model.config, model.video_spatial_stride, width, height, seconds, fps, batch_size)
+        info = describe(geometry, width, height, seconds)
+        latent = {
+            "samples": torch.zeros(geometry.video_shape),
+            "jova_audio": torch.zeros(geometry.audio_shape),
+            "jova_fps": float(fps),
+            "jova_frames": geometry.frames,
+            "jova_width": geometry.width,
+            "jova_height": geometry.height,
+        }
+        return io.NodeOutput(latent, info, ui=ui.PreviewText(info))

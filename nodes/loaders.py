@@ -1,0 +1,177 @@
+"""Loader nodes: the JoVA transformer, the audio codec, a pack video codec, the demo text encoder.
+
+The CPU demo is one more choice in each list ("demo ..."), so the demo workflow is the
+same graph as the real one with other files picked.
+"""
+
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.utils
+import torch
+from comfy_api.latest import io
+
+from ..jova_core.checkpoint import load_transformer
+from ..jova_core.codecs import load_audio_codec, load_video_codec
+from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
+from ..jova_core.model.attention import BACKENDS
+from ..jova_core.text_demo import DemoTextEncoder
+from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
+from .paths import AUDIO_CODEC_FOLDERS, MODEL_FOLDERS, list_files, resolve
+from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVideoCodec
+
+DEMO_MODEL = "demo: tiny CPU model (built in)"
+DEMO_CODEC = "demo (built in, no weights)"
+NO_VOCODER = "(none: demo codec)"
+
+WEIGHT_DTYPES = {
+    "default": None,  # bf16 on a GPU that supports it, else fp32
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "fp32": torch.float32,
+    # Stored in fp8 (half the memory of bf16); the transformer computes in bf16.
+    "fp8_e4m3fn": torch.float8_e4m3fn,
+    "fp8_e5m2": torch.float8_e5m2,
+}
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def interruptible_progress(total_hint: int = 0):
+    """A loader progress callback: ComfyUI's progress bar, and the Cancel button honoured."""
+    bar = comfy.utils.ProgressBar(max(total_hint, 1))
+
+    def progress(done: int, total: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        bar.update_absolute(done, total)
+
+    return progress
+
+
+class JoVAModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVAModelLoader",
+            display_name="JoVA Model Loader",
+            category=CATEGORY,
+            description=(
+                "Loads a JoVA transformer from models/jova or models/diffusion_models. Native JoVA files "
+                "load as they are; Wan2.1 T2V and JavisDiT++ transformers are converted on load. "
+                "Any other file stops with what it looks like."
+            ),
+            inputs=[
+                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS)),
+                io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
+                               tooltip="fp8 keeps weights in 8 bits and computes in bf16 (half of bf16's memory)."),
+                io.Combo.Input("attention", options=list(BACKENDS), default=BACKENDS[0],
+                               tooltip="sdpa works everywhere; sage/flash need their packages installed."),
+                io.Combo.Input("offload", options=list(OFFLOAD_POLICIES), default=OFFLOAD_POLICIES[0],
+                               tooltip="'block swap' keeps only blocks_on_gpu blocks on the GPU while sampling."),
+                io.Int.Input("blocks_on_gpu", default=20, min=0, max=128,
+                             tooltip="Blocks kept on the GPU with 'block swap' (the rest stream in per step)."),
+            ],
+            outputs=[JoVAModel.Output("model")],
+        )
+
+    @classmethod
+    def execute(cls, model_name: str, weight_dtype: str, attention: str, offload: str,
+                blocks_on_gpu: int) -> io.NodeOutput:
+        if weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"weight_dtype must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
+        device = comfy.model_management.get_torch_device()
+        dtype = WEIGHT_DTYPES[weight_dtype] or default_dtype(device)
+        offload_device = comfy.model_management.unet_offload_device()
+        if model_name == DEMO_MODEL:
+            from ..jova_core.demo import load_demo_model
+
+            transformer, source = load_demo_model(), "the built-in CPU demo model"
+            transformer.set_attention(attention)
+            transformer.to(offload_device, dtype if dtype.is_floating_point and dtype.itemsize > 1 else None)
+        else:
+            source = resolve(MODEL_FOLDERS, model_name)
+            transformer = load_transformer(source, dtype=dtype, device=offload_device, attention=attention,
+                                           progress=interruptible_progress())
+        return io.NodeOutput(JoVAModelHandle(transformer, source, offload, blocks_on_gpu))
+
+
+class JoVAAudioCodecLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        files = list_files(AUDIO_CODEC_FOLDERS)
+        return io.Schema(
+            node_id="JoVAAudioCodecLoader",
+            display_name="JoVA Audio Codec Loader",
+            category=CATEGORY,
+            description=(
+                "MMAudio VAE + BigVGAN vocoder pair from models/jova_audio or models/vae: v1-16.pth with "
+                "MMAudio's best_netG.pt (16 kHz), or v1-44.pth with NVIDIA's bigvgan_v2_44khz_128band_512x "
+                "(44.1 kHz); the variant is read from the files. 'demo' needs no files."
+            ),
+            inputs=[
+                io.Combo.Input("vae_name", options=[DEMO_CODEC] + files),
+                io.Combo.Input("vocoder_name", options=[NO_VOCODER] + files),
+            ],
+            outputs=[JoVAAudioCodec.Output("audio_codec")],
+        )
+
+    @classmethod
+    def execute(cls, vae_name: str, vocoder_name: str) -> io.NodeOutput:
+        if vae_name == DEMO_CODEC:
+            return io.NodeOutput(DemoAudioCodec())
+        if vocoder_name == NO_VOCODER:
+            raise ValueError(f"{vae_name} needs its vocoder: pick the matching BigVGAN file in 'vocoder_name'")
+        codec = load_audio_codec(resolve(AUDIO_CODEC_FOLDERS, vae_name), resolve(AUDIO_CODEC_FOLDERS, vocoder_name),
+                                 device=comfy.model_management.unet_offload_device())
+        return io.NodeOutput(codec)
+
+
+class JoVAVideoCodecLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVAVideoCodecLoader",
+            display_name="JoVA Video Codec Loader",
+            category=CATEGORY,
+            description=(
+                "A pack video codec: the weight-free demo codec, or a Wan2.1 VAE file through diffusers. "
+                "With ComfyUI's own VAELoader (wan_2.1_vae.safetensors) you do not need this node."
+            ),
+            inputs=[io.Combo.Input("codec_name", options=[DEMO_CODEC] + list_files(("vae",)))],
+            outputs=[JoVAVideoCodec.Output("video_codec")],
+        )
+
+    @classmethod
+    def execute(cls, codec_name: str) -> io.NodeOutput:
+        if codec_name == DEMO_CODEC:
+            return io.NodeOutput(DemoVideoCodec())
+        path = resolve(("vae",), codec_name)
+        return io.NodeOutput(load_video_codec(path, device=comfy.model_management.unet_offload_device()))
+
+
+class JoVATextEncoderLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVATextEncoderLoader",
+            display_name="JoVA Demo Text Encoder",
+            category=CATEGORY,
+            description=(
+                "The CPU demo's fixed hash text encoder, sized for the connected model. Real models read "
+                "umT5-XXL: use the core CLIPLoader (type 'wan') instead."
+            ),
+            inputs=[
+                JoVAModel.Input("model"),
+                io.Combo.Input("encoder", options=[DemoTextEncoder.name]),
+            ],
+            outputs=[JoVATextEncoder.Output("text_encoder")],
+        )
+
+    @classmethod
+    def execute(cls, model, encoder: str) -> io.NodeOutput:
+        config = model.config
+        return io.NodeOutput(DemoTextEncoder(config.text_dim, config.text_len))

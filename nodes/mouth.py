@@ -1,0 +1,98 @@
+"""JoVA Mouth Mask Preview: where the mouth-area loss would weight a training clip.
+
+The masks are made exactly as training makes them (face landmarks -> mouth box with a
+margin -> pixel mask -> latent-grid mask). The overlay tints the latent-grid mask blown
+back up to pixels, i.e. the cells the loss actually up-weights, not the finer pixel box.
+"""
+
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.utils
+import torch
+from comfy_api.latest import io, ui
+
+from ..jova_core.mouth import extract_mouth_masks, render_preview
+from ..jova_core.mouth.mask import VAE_SPATIAL_STRIDE, VAE_TEMPORAL_STRIDE
+from .types import CATEGORY
+
+DEFAULT_FPS = 25.0
+
+
+def latent_mask_on_pixels(latent: torch.Tensor, frames: int) -> torch.Tensor:
+    """[T_lat, h, w] -> [frames, h*8, w*8]: pixel frame 0 <- latent frame 0, frame t <- latent
+    frame ceil(t / 4); frames past the last full group are not encoded, so get no weight."""
+    index = (torch.arange(frames) + VAE_TEMPORAL_STRIDE - 1) // VAE_TEMPORAL_STRIDE
+    encoded = index < latent.shape[0]
+    up = latent[index.clamp(max=latent.shape[0] - 1)] * encoded[:, None, None]
+    return up.repeat_interleave(VAE_SPATIAL_STRIDE, 1).repeat_interleave(VAE_SPATIAL_STRIDE, 2)
+
+
+class JoVAMouthMaskPreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVAMouthMaskPreview",
+            display_name="JoVA Mouth Mask Preview",
+            category=CATEGORY,
+            description=(
+                "Shows the mouth region the mouth-area loss weights: overlay (latent-grid mask tinted red, "
+                "lip landmarks green, mouth box yellow), the pixel mask, and the latent-grid mask. "
+                "Frames without a face are listed."
+            ),
+            inputs=[
+                io.Image.Input("images", optional=True, tooltip="Frames [T, H, W, 3]; H and W multiples of 8."),
+                io.Video.Input("video", optional=True, tooltip="A core VIDEO instead of frames."),
+                io.Float.Input("margin", default=0.25, min=0.0, max=2.0, step=0.05,
+                               tooltip="Added around the lips on every side, as a fraction of mouth width (training uses 0.25)."),
+                io.Combo.Input("shape", options=["box", "polygon"], default="box", tooltip="Training uses 'box'."),
+                io.Combo.Input("faces", options=["largest", "all"], default="largest", tooltip="Training uses 'largest'."),
+            ],
+            outputs=[io.Image.Output("overlay"), io.Mask.Output("mask"), io.Mask.Output("latent_mask"),
+                     io.String.Output("report")],
+        )
+
+    @classmethod
+    def execute(cls, margin: float, shape: str, faces: str, images=None, video=None) -> io.NodeOutput:
+        if (images is None) == (video is None):
+            raise ValueError("connect exactly one of 'images' or 'video'")
+        fps = DEFAULT_FPS
+        if video is not None:
+            components = video.get_components()
+            images, fps = components.images, float(components.frame_rate)
+        frames = images[..., :3].float().cpu()
+        height, width = frames.shape[1:3]
+        if height % VAE_SPATIAL_STRIDE or width % VAE_SPATIAL_STRIDE:
+            raise ValueError(
+                f"frames are {width}x{height}; the latent grid needs multiples of {VAE_SPATIAL_STRIDE} "
+                "(resize or crop them as they would be for encoding)"
+            )
+        bar = comfy.utils.ProgressBar(len(frames))
+
+        def progress(done: int, total: int) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            bar.update_absolute(done, total)
+
+        masks = extract_mouth_masks(frames, faces=faces, shape=shape, margin=margin, fps=fps, callback=progress)
+        weighted = latent_mask_on_pixels(masks.latent, len(frames))
+        track = masks.landmarks.tracks[0] if masks.landmarks.tracks else None
+        boxes = masks.boxes[0] if masks.boxes else None
+        overlay = torch.from_numpy(render_preview(frames, weighted, track, boxes)).float() / 255.0
+        missing = masks.landmarks.missing_frames
+        if not missing:
+            report = f"a face in all {len(frames)} frames"
+        else:
+            report = f"no face in {len(missing)} of {len(frames)} frames: {_ranges(missing)}"
+        return io.NodeOutput(overlay, masks.pixel, masks.latent, report, ui=ui.PreviewText(report))
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    spans, start = [], None
+    for i, n in enumerate(indices):
+        if start is None:
+            start = n
+        if i + 1 == len(indices) or indices[i + 1] != n + 1:
+            spans.append(str(start) if start == n else f"{start}-{n}")
+            start = None
+    return ", ".join(spans)

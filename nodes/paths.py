@@ -1,0 +1,39 @@
+"""Where the pack looks for model files, on top of ComfyUI's standard folders.
+
+Transformers: models/jova, then models/diffusion_models. Audio codecs (MMAudio VAE and
+vocoder): models/jova_audio, then models/vae.
+"""
+
+from __future__ import annotations
+
+import os
+
+import folder_paths
+
+MODEL_FOLDERS = ("jova", "diffusion_models")
+AUDIO_CODEC_FOLDERS = ("jova_audio", "vae")
+WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
+
+
+def register_model_folders() -> None:
+    for name in ("jova", "jova_audio"):
+        folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
+
+
+def list_files(folders: tuple[str, ...]) -> list[str]:
+    names = set()
+    for folder in folders:
+        names.update(f for f in folder_paths.get_filename_list(folder) if f.lower().endswith(WEIGHT_EXTENSIONS))
+    return sorted(names)
+
+
+def resolve(folders: tuple[str, ...], name: str) -> str:
+    for folder in folders:
+        path = folder_paths.get_full_path(folder, name)
+        if path is not None:
+            return path
+    places = ", ".join(f"models/{f}" for f in folders)
+    raise FileNotFoundError(f"{name!r} is not in {places}; put the file there and refresh the node list")
+
+
+register_model_folders()

@@ -1,0 +1,161 @@
+"""JoVA Sampler: text (+ reference image, + driving audio) -> video and audio latents."""
+
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.utils
+import torch
+import torch.nn.functional as F
+from comfy_api.latest import io, ui
+from PIL import Image
+
+from ..jova_core.sampling import MODES, SOLVERS, sample
+from ..jova_core.sampling.modes import ABSENT, GIVEN
+from .codecs import pick_video_codec
+from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVAVideoCodec
+
+PREVIEW_MAX_SIZE = 512
+
+
+def conditioning_tensor(conditioning, name: str) -> torch.Tensor:
+    """The text hidden states [1, L, D] of a one-prompt CONDITIONING."""
+    if not conditioning:
+        raise ValueError(f"'{name}' is empty; connect a JoVA Text Encode output")
+    if len(conditioning) != 1:
+        raise ValueError(f"'{name}' holds {len(conditioning)} prompts; JoVA takes one (do not combine conditionings)")
+    return conditioning[0][0]
+
+
+def fit_frames(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """IMAGE [T, H, W, 3] -> [T, height, width, 3]: centre crop to the aspect ratio, then resize."""
+    _, h, w, _ = images.shape
+    scale = max(height / h, width / w)
+    crop_h, crop_w = min(h, round(height / scale)), min(w, round(width / scale))
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    x = images[:, top:top + crop_h, left:left + crop_w, :3].permute(0, 3, 1, 2).float()
+    if (crop_h, crop_w) != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def audio_to_latents(codec, audio: dict, latent_frames: int, seconds: float) -> tuple[torch.Tensor, str]:
+    """AUDIO -> latents [B, C, latent_frames] for a clip of `seconds`: longer audio is cut,
+    shorter audio is padded with silence (before encoding, so the padding is real silence)."""
+    waveform, rate = audio["waveform"].float(), int(audio["sample_rate"])
+    have = waveform.shape[-1] / rate
+    # One latent frame of headroom so the encoder's rounding never comes up short.
+    need = round((seconds + 1.0 / codec.latent_rate) * rate)
+    waveform = F.pad(waveform, (0, max(0, need - waveform.shape[-1])))[..., :need]
+    latents = codec.encode(waveform, rate)[..., :latent_frames]
+    note = "" if abs(have - seconds) < 0.5 / codec.latent_rate else (
+        f"driving audio is {have:.2f} s, the clip {seconds:.2f} s: "
+        + ("cut to the clip" if have > seconds else "padded with silence"))
+    return latents.cpu(), note
+
+
+def latent_preview(video_x0: torch.Tensor) -> tuple[str, Image.Image, int]:
+    """A rough look at the middle frame of a predicted clean video latent (3 channels, contrast-stretched)."""
+    frame = video_x0[0, :3, video_x0.shape[2] // 2].float()  # [3, h, w]
+    lo = frame.amin(dim=(1, 2), keepdim=True)
+    hi = frame.amax(dim=(1, 2), keepdim=True)
+    rgb = ((frame - lo) / (hi - lo).clamp_min(1e-6) * 255).byte().permute(1, 2, 0).cpu().numpy()
+    image = Image.fromarray(rgb).resize((rgb.shape[1] * 8, rgb.shape[0] * 8), Image.NEAREST)
+    return "JPEG", image, PREVIEW_MAX_SIZE
+
+
+class JoVASampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVASampler",
+            display_name="JoVA Sampler",
+            category=CATEGORY,
+            description=(
+                "Flow-matching sampling of video and audio together, with separate guidance per modality. "
+                "Modes: t2va text -> video+audio; i2va image -> video+audio; a2v your audio -> lip-synced "
+                "video (optionally from an image); v2a video -> audio; t2v / i2v / t2a one modality."
+            ),
+            inputs=[
+                JoVAModel.Input("model"),
+                io.Conditioning.Input("positive"),
+                io.Conditioning.Input("negative", tooltip="Negative prompt for both branches (or video only when negative_audio is connected)."),
+                io.Latent.Input("latent", tooltip="From JoVA Empty Latent."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
+                io.Int.Input("steps", default=30, min=1, max=200),
+                io.Combo.Input("sampler", options=list(SOLVERS), default="unipc"),
+                io.Float.Input("shift", default=5.0, min=0.1, max=20.0, step=0.1),
+                io.Float.Input("cfg_video", default=5.0, min=1.0, max=20.0, step=0.1),
+                io.Float.Input("cfg_audio", default=4.0, min=1.0, max=20.0, step=0.1),
+                io.Combo.Input("mode", options=list(MODES), default="t2va"),
+                io.Conditioning.Input("negative_audio", optional=True, tooltip="A separate negative prompt for the audio branch."),
+                io.Image.Input("reference_image", optional=True, tooltip="First frame for i2va / i2v (optional in a2v)."),
+                io.Audio.Input("audio", optional=True, tooltip="The sound to lip-sync to (a2v)."),
+                io.Image.Input("video", optional=True, tooltip="The frames to add sound to (v2a)."),
+                io.Vae.Input("vae", optional=True, tooltip="Wan2.1 VAE (core VAELoader), to encode the reference image or video."),
+                JoVAVideoCodec.Input("video_codec", optional=True, tooltip="A pack video codec instead of 'vae'."),
+                JoVAAudioCodec.Input("audio_codec", optional=True, tooltip="To encode the driving audio (a2v)."),
+            ],
+            outputs=[io.Latent.Output("latent")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent: dict, seed: int, steps: int, sampler: str, shift: float,
+                cfg_video: float, cfg_audio: float, mode: str, negative_audio=None, reference_image=None,
+                audio=None, video=None, vae=None, video_codec=None, audio_codec=None) -> io.NodeOutput:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        roles = MODES[mode]
+        if "jova_audio" not in latent:
+            raise ValueError("'latent' is not a JoVA latent: make it with JoVA Empty Latent")
+        video_shape = tuple(latent["samples"].shape)
+        audio_shape = tuple(latent["jova_audio"].shape)
+        fps, frames = float(latent["jova_fps"]), int(latent["jova_frames"])
+        height, width = int(latent["jova_height"]), int(latent["jova_width"])
+        notes = []
+
+        reference = video_latents = audio_latents = None
+        if reference_image is not None:
+            codec = pick_video_codec(vae, video_codec, "the reference image")
+            reference = codec.encode(fit_frames(reference_image[:1], height, width)[None]).cpu()
+        if roles.video == GIVEN:
+            if video is None:
+                raise ValueError(f"mode {mode!r} adds sound to a video: connect its frames to 'video'")
+            codec = pick_video_codec(vae, video_codec, "the input video")
+            clip = fit_frames(video[:frames], height, width)
+            if clip.shape[0] < frames:
+                raise ValueError(f"'video' has {clip.shape[0]} frames, the latent expects {frames}; shorten the clip in JoVA Empty Latent")
+            video_latents = codec.encode(clip[None]).cpu()
+        if roles.audio == GIVEN:
+            if audio is None or audio_codec is None:
+                raise ValueError(f"mode {mode!r} lip-syncs to your sound: connect 'audio' and 'audio_codec'")
+            audio_latents, note = audio_to_latents(audio_codec, audio, audio_shape[-1], frames / fps)
+            notes += [note] if note else []
+
+        total_steps = steps
+        bar = comfy.utils.ProgressBar(total_steps)
+
+        def on_step(info) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            preview = latent_preview(info.video_x0) if info.video_x0 is not None else None
+            bar.update_absolute(info.step + 1, info.total, preview)
+
+        with model.on_device() as transformer:
+            out_video, out_audio = sample(
+                transformer,
+                text=conditioning_tensor(positive, "positive"),
+                negative_video=conditioning_tensor(negative, "negative"),
+                negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio"),
+                mode=mode,
+                video_shape=video_shape if roles.video not in (ABSENT, GIVEN) else None,
+                audio_shape=audio_shape if roles.audio not in (ABSENT, GIVEN) else None,
+                video_latents=video_latents, audio_latents=audio_latents, reference=reference,
+                steps=steps, sampler=sampler, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio,
+                seed=seed, fps=fps, callback=on_step,
+            )
+        device = comfy.model_management.intermediate_device()
+        result = dict(latent)
+        result["samples"] = (out_video if out_video is not None else latent["samples"]).to(device)
+        result["jova_audio"] = (out_audio if out_audio is not None else latent["jova_audio"]).to(device)
+        result["jova_video_absent"] = roles.video == ABSENT
+        result["jova_audio_absent"] = roles.audio == ABSENT
+        return io.NodeOutput(result, ui=ui.PreviewText("\n".join(notes)) if notes else None)
