@@ -1,33 +1,54 @@
-"""JoVA's native checkpoint format: a safetensors file whose metadata holds the config.
+"""JoVA checkpoints: the native format, reading any supported file, and dispatch.
 
+Native format: a safetensors file whose metadata holds the config,
 metadata["format"] = "jova", metadata["jova_config"] = JoVAConfig.to_json().
-Loading never falls back to random initialisation: a missing or unexpected key, or a
-wrong shape, stops with the list of offenders.
+`load_transformer` also reads Wan2.1 (original, ComfyUI, diffusers layouts) and
+JavisDiT++ transformers, converting on the fly (jova_core.convert), and names what any
+other file looks like. Loading never falls back to random initialisation: a missing or
+unexpected key, or a wrong shape, stops with the list of offenders.
+Weights are read only with safetensors or torch.load(weights_only=True).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Callable
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import JoVAConfig
+from .convert import convert_javisdit, convert_wan
+from .convert.detect import FileKind, identify
 from .model.transformer import JoVATransformer
 
 FORMAT_TAG = "jova"
+CONVERTERS = {"wan2.1": convert_wan, "javisdit": convert_javisdit}
+# Containers .pth releases wrap their state dict in.
+_CONTAINER_KEYS = ("state_dict", "model", "module", "ema", "generator")
+
+Progress = Callable[[int, int], None]  # (tensors read, total); may raise to interrupt
+
+
+def save_state_dict(
+    config: JoVAConfig, tensors: dict[str, torch.Tensor], path: str,
+    extra_metadata: dict[str, str] | None = None, overwrite: bool = False,
+) -> None:
+    """Write a native JoVA file: `tensors` under `config` (refuses to overwrite unless asked)."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
+    metadata = {**(extra_metadata or {}), "format": FORMAT_TAG, "jova_config": config.to_json()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    tmp = path + ".partial"
+    save_file(tensors, tmp, metadata=metadata)
+    os.replace(tmp, path)
 
 
 def save_transformer(model: JoVATransformer, path: str, extra_metadata: dict[str, str] | None = None, overwrite: bool = False) -> None:
     """Write `model` as a native JoVA safetensors file (refuses to overwrite unless asked)."""
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
-    metadata = {**(extra_metadata or {}), "format": FORMAT_TAG, "jova_config": model.config.to_json()}
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path + ".partial"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    save_state_dict(model.config, model.state_dict(), path, extra_metadata, overwrite)
 
 
 def read_metadata(path: str) -> dict[str, str]:
@@ -37,6 +58,94 @@ def read_metadata(path: str) -> dict[str, str]:
 
 def is_native(path: str) -> bool:
     return path.endswith(".safetensors") and read_metadata(path).get("format") == FORMAT_TAG
+
+
+# -- reading any checkpoint file -----------------------------------------------------------
+
+
+def _shards(path: str) -> list[str]:
+    """The safetensors files making up `path`: itself, or the shards an index names
+    (diffusers' *.safetensors.index.json), or the one index / file in a folder."""
+    if os.path.isdir(path):
+        inside = sorted(os.listdir(path))
+        indexes = [n for n in inside if n.endswith(".safetensors.index.json")]
+        files = [n for n in inside if n.endswith(".safetensors")]
+        if len(indexes) == 1:
+            return _shards(os.path.join(path, indexes[0]))
+        if len(files) == 1:
+            return [os.path.join(path, files[0])]
+        raise ValueError(f"{path} is a folder with {len(files)} .safetensors files and no single index; pass one file")
+    if path.endswith(".index.json"):
+        with open(path) as f:
+            weight_map = json.load(f)["weight_map"]
+        folder = os.path.dirname(path)
+        return [os.path.join(folder, name) for name in sorted(set(weight_map.values()))]
+    return [path]
+
+
+def _torch_load(path: str) -> dict[str, torch.Tensor]:
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # mmap needs the zip format; legacy files load without it
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for files that are not checkpoints
+        raise ValueError(
+            f"{path} could not be read as a PyTorch checkpoint with weights_only=True ({type(err).__name__}: {err}); "
+            "JoVA reads .safetensors files and plain tensor .pth/.pt files"
+        ) from err
+    while isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
+        inner = next((state[k] for k in _CONTAINER_KEYS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            raise ValueError(f"{path} holds no flat tensor state dict (top-level keys: {sorted(state)[:8]})")
+        state = inner
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def _is_safetensors(path: str) -> bool:
+    return path.endswith((".safetensors", ".index.json")) or os.path.isdir(path)
+
+
+def _safetensors_items(path: str):
+    for shard in _shards(path):
+        with safe_open(shard, framework="pt") as f:
+            for key in f.keys():
+                yield key, f.get_tensor(key)
+
+
+def peek(path: str) -> tuple[list[str], dict[str, str]]:
+    """Key names and safetensors metadata of a checkpoint, without reading safetensors data."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    if not _is_safetensors(path):
+        return list(_torch_load(path)), {}
+    keys, metadata = [], {}
+    for shard in _shards(path):
+        try:
+            with safe_open(shard, framework="pt") as f:
+                keys += list(f.keys())
+                metadata = metadata or (f.metadata() or {})
+        except SafetensorError as err:
+            raise ValueError(f"{shard} is not a readable safetensors file ({err}); is the download complete?") from err
+    return keys, metadata
+
+
+def read_state_dict(path: str, dtype: torch.dtype | None = None, progress: Progress | None = None) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint (.safetensors, sharded safetensors, .pth/.pt/.ckpt),
+    cast to `dtype` if given. `progress(done, total)` is called per tensor."""
+    if _is_safetensors(path):
+        total, items = len(peek(path)[0]), _safetensors_items(path)
+    else:
+        state = _torch_load(path)
+        total, items = len(state), state.items()
+    tensors = {}
+    for done, (key, tensor) in enumerate(items, 1):
+        tensors[key] = tensor if dtype is None else tensor.to(dtype)
+        if progress:
+            progress(done, total)
+    return tensors
 
 
 def check_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -76,11 +185,65 @@ def build_from_state_dict(
     return model.to(device).eval()
 
 
-def load_native(path: str, dtype=None, device="cpu", attention="sdpa") -> JoVATransformer:
+def load_native(path: str, dtype=None, device="cpu", attention="sdpa", progress: Progress | None = None) -> JoVATransformer:
     metadata = read_metadata(path)
     if metadata.get("format") != FORMAT_TAG or "jova_config" not in metadata:
         raise ValueError(f"{path} is not a native JoVA checkpoint (no 'jova_config' in its safetensors metadata)")
     config = JoVAConfig.from_json(metadata["jova_config"])
-    with safe_open(path, framework="pt") as f:
-        state_dict = {k: f.get_tensor(k) for k in f.keys()}
-    return build_from_state_dict(config, state_dict, path, dtype=dtype, device=device, attention=attention)
+    state_dict = read_state_dict(path, dtype=dtype, progress=progress)
+    return build_from_state_dict(config, state_dict, path, device=device, attention=attention)
+
+
+# -- any supported file -> JoVA ------------------------------------------------------------
+
+
+def identify_file(path: str) -> FileKind:
+    """What the checkpoint at `path` is (reads key names and metadata only)."""
+    return identify(*peek(path))
+
+
+def _refuse(path: str, kind: FileKind, wanted: str = "a JoVA transformer") -> ValueError:
+    return ValueError(f"{path} is not {wanted}: this looks like {kind.description}. {kind.hint}".strip())
+
+
+def convert_state_dict(kind: FileKind, state_dict: dict[str, torch.Tensor], source: str) -> tuple[JoVAConfig, dict[str, torch.Tensor]]:
+    """Convert a foreign transformer's tensors and check them against a meta-device model."""
+    config, tensors = CONVERTERS[kind.name](state_dict)
+    with torch.device("meta"):
+        check_state_dict(JoVATransformer(config), tensors, f"{source} (converted from {kind.description})")
+    return config, tensors
+
+
+def load_transformer(path: str, dtype=None, device="cpu", attention="sdpa", progress: Progress | None = None) -> JoVATransformer:
+    """A ready (eval-mode) JoVA transformer from any supported file: a native JoVA
+    checkpoint, a Wan2.1 text-to-video transformer (original, ComfyUI or diffusers
+    layout; a .safetensors, a sharded diffusers index or folder, or a .pth), or a
+    JavisDiT++ transformer (both converted on the fly, see jova_core.convert).
+    Any other file stops with what it looks like and where it belongs."""
+    kind = identify_file(path)
+    if not kind.loadable:
+        raise _refuse(path, kind)
+    if kind.name == FORMAT_TAG:
+        return load_native(path, dtype=dtype, device=device, attention=attention, progress=progress)
+    config, tensors = convert_state_dict(kind, read_state_dict(path, dtype=dtype, progress=progress), path)
+    return build_from_state_dict(config, tensors, path, device=device, attention=attention)
+
+
+def convert_checkpoint(
+    src: str, out: str, fmt: str, dtype=None, overwrite: bool = False, progress: Progress | None = None
+) -> JoVAConfig:
+    """Convert the `fmt` ("wan2.1" or "javisdit") transformer at `src` into a native JoVA
+    file at `out` (refuses to overwrite unless asked); returns the written config."""
+    if fmt not in CONVERTERS:
+        raise ValueError(f"unknown source format {fmt!r}; choose one of {sorted(CONVERTERS)}")
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another name or ask to overwrite it")
+    kind = identify_file(src)
+    if kind.name != fmt:
+        wanted = {"wan2.1": "a Wan2.1 text-to-video transformer", "javisdit": "a JavisDiT++ transformer"}[fmt]
+        hint = f" (convert it with --format {kind.name})" if kind.name in CONVERTERS else ""
+        raise ValueError(str(_refuse(src, kind, wanted)) + hint)
+    config, tensors = convert_state_dict(kind, read_state_dict(src, dtype=dtype, progress=progress), src)
+    metadata = {"converted_from": fmt, "source_file": os.path.basename(os.path.normpath(src))}
+    save_state_dict(config, tensors, out, extra_metadata=metadata, overwrite=overwrite)
+    return config
