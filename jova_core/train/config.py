@@ -42,6 +42,9 @@ class TrainConfig:
     # Weight lambda of the mouth area in the video loss (paper: 5; 0 = plain flow loss).
     mouth_weight: float = 5.0
     audio_loss_weight: float = 1.0
+    # Fraction of samples trained with the text replaced by zeros (the "no prompt" input
+    # that classifier-free guidance contrasts with; the demo text encoder's empty prompt).
+    caption_dropout: float = 0.0
 
     # -- optimisation ----------------------------------------------------------------
     steps: int = 1000
@@ -64,6 +67,9 @@ class TrainConfig:
     log_every: int = 10
     # Continue from the newest checkpoint in output_dir when there is one.
     resume: bool = True
+    # Extra safetensors metadata for the final transformer file (non-string values are
+    # written as JSON), e.g. the demo's generation settings under "jova_demo".
+    metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("no", "bf16"):
@@ -72,6 +78,8 @@ class TrainConfig:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
         if self.mouth_weight < 0:
             raise ValueError("mouth_weight must be >= 0")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError("caption_dropout must be in [0, 1)")
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> "TrainConfig":

@@ -31,49 +31,51 @@ def build_text_encoder(cfg: TrainConfig, text_dim: int, text_len: int):
 def build_codecs(cfg: TrainConfig):
     """(video codec, audio codec) as the recipe names them."""
     from .. import codecs
+    from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
 
     if cfg.video_codec == "demo":
-        video = codecs.DemoVideoCodec()
+        video = DemoVideoCodec()
     else:
         video = codecs.load_video_codec(cfg.video_codec)
     if cfg.audio_codec == "demo":
-        audio = codecs.DemoAudioCodec()
+        audio = DemoAudioCodec()
     else:
-        audio = codecs.load_audio_codec(cfg.audio_codec, cfg.audio_vocoder or None)
+        if not cfg.audio_vocoder:
+            raise ValueError("audio_codec names an MMAudio VAE file; also set audio_vocoder (its BigVGAN file)")
+        audio = codecs.load_audio_codec(cfg.audio_codec, cfg.audio_vocoder)
     return video, audio
 
 
 class LatentClipEncoder:
     """The trainer's ClipEncoder: codecs + text encoder + mouth landmarks."""
 
-    def __init__(self, video_codec, audio_codec, text_encoder, mouth_margin: float = 0.25):
+    def __init__(self, video_codec, audio_codec, text_encoder, codec_files: str = "", mouth_margin: float = 0.25):
+        """codec_files: names of the codecs' weight files (part of the cache fingerprint)."""
         self.video_codec, self.audio_codec, self.text_encoder = video_codec, audio_codec, text_encoder
         self.mouth_margin = mouth_margin
-        names = [getattr(c, "fingerprint", type(c).__name__) for c in (video_codec, audio_codec)]
-        self.fingerprint = f"{names[0]}|{names[1]}|{text_encoder.fingerprint}|mouth-box-{mouth_margin}"
+        codecs = f"{type(video_codec).__name__}|{type(audio_codec).__name__}|{codec_files}"
+        self.fingerprint = f"{codecs}|{text_encoder.fingerprint}|mouth-box-{mouth_margin}"
 
     def encode(self, clip_path: str, entry: ClipEntry) -> dict[str, torch.Tensor]:
         from ..io import read_clip
-        from ..mouth.landmarks import detect_face_landmarks
-        from ..mouth.mask import latent_mask, pixel_mask
+        from ..mouth import extract_mouth_masks
 
         clip = read_clip(clip_path)
         frames = torch.as_tensor(clip.frames).float()  # [T, H, W, 3] 0..1
-        num_frames, height, width = frames.shape[:3]
+        num_frames = frames.shape[0]
         # The Wan VAE grid keeps 1 + 4k frames; drop the tail that would not fill a latent frame.
         frames = frames[: 1 + (num_frames - 1) // 4 * 4]
         with torch.no_grad():
             video = self.video_codec.encode(frames[None])[0]
             audio = self.audio_codec.encode(torch.as_tensor(clip.waveform).float()[None], clip.sample_rate)[0]
-        landmarks = detect_face_landmarks(frames, fps=clip.fps)
-        if not landmarks.tracks:
+        mouth = extract_mouth_masks(frames, margin=self.mouth_margin, fps=clip.fps)
+        if not mouth.landmarks.tracks:
             raise ValueError(f"{clip_path}: no face found in any frame, so there is no mouth to weight")
-        mouth = latent_mask(pixel_mask(landmarks.tracks[0], height, width, margin=self.mouth_margin))
         return {
             "video": video,
             "audio": audio,
             "text": self.text_encoder(entry.prompt)[0],
-            "mouth_mask": mouth,
+            "mouth_mask": mouth.latent,  # [F, H/8, W/8], union over the faces
             "fps": torch.tensor([float(clip.fps)]),
         }
 
@@ -92,7 +94,8 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
 
         model_cfg = JoVAConfig.from_json(read_metadata(cfg.init_checkpoint)["jova_config"])
     video_codec, audio_codec = build_codecs(cfg)
-    encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg, model_cfg.text_dim, model_cfg.text_len))
+    files = "|".join(os.path.basename(f) for f in (cfg.video_codec, cfg.audio_codec, cfg.audio_vocoder))
+    encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg, model_cfg.text_dim, model_cfg.text_len), files)
     entries = read_captions(os.path.join(cfg.data_dir, cfg.captions))
     paths, _ = preprocess(entries, cfg.data_dir, cfg.cache_dir, encoder, progress=progress, show_progress=show_progress)
     return CachedClips(paths)

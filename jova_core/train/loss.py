@@ -26,22 +26,24 @@ class FlowNoise:
     audio: torch.Tensor  # like the audio latents
     sigma_video: torch.Tensor  # [B], already shifted
     sigma_audio: torch.Tensor  # [B]
+    drop_text: torch.Tensor  # [B] bool: train this sample without its prompt (zeros)
 
 
-def draw_noise(batch: dict[str, torch.Tensor], seeds: list[int], shift: float) -> FlowNoise:
+def draw_noise(batch: dict[str, torch.Tensor], seeds: list[int], shift: float, caption_dropout: float = 0.0) -> FlowNoise:
     """Noise for each sample from its own seed, so a sample gets the same draw whichever
     process (and whichever position in a per-process batch) it lands on."""
-    parts: dict[str, list[torch.Tensor]] = {"video": [], "audio": [], "sv": [], "sa": []}
+    parts: dict[str, list[torch.Tensor]] = {"video": [], "audio": [], "sv": [], "sa": [], "drop": []}
     for i, seed in enumerate(seeds):
         g = torch.Generator().manual_seed(seed)
-        u = torch.rand(2, generator=g, dtype=torch.float64)
+        u = torch.rand(3, generator=g, dtype=torch.float64)
         parts["sv"].append(shift_sigma(u[0], shift))
         parts["sa"].append(shift_sigma(u[1], shift))
+        parts["drop"].append(u[2] < caption_dropout)
         parts["video"].append(torch.randn(batch["video"][i].shape, generator=g))
         parts["audio"].append(torch.randn(batch["audio"][i].shape, generator=g))
     return FlowNoise(
         torch.stack(parts["video"]), torch.stack(parts["audio"]),
-        torch.stack(parts["sv"]).float(), torch.stack(parts["sa"]).float(),
+        torch.stack(parts["sv"]).float(), torch.stack(parts["sa"]).float(), torch.stack(parts["drop"]),
     )
 
 
@@ -65,12 +67,15 @@ def flow_losses(
     fps = batch["fps"].flatten()
     if not torch.all(fps == fps[0]):
         raise ValueError(f"clips in one batch must share a frame rate, got {fps.tolist()}")
+    text = batch["text"]
+    if noise.drop_text.any():
+        text = torch.where(noise.drop_text.to(device).view(-1, 1, 1), torch.zeros_like(text), text)
     pred_v, pred_a = model(
         video=add_noise(video, nv, sv),
         audio=add_noise(audio, na, sa),
         t_video=timesteps_from_sigma(sv).to(device),
         t_audio=timesteps_from_sigma(sa).to(device),
-        text=batch["text"],
+        text=text,
         fps=float(fps[0]),
     )
     target_v, target_a = velocity_target(video, nv), velocity_target(audio, na)

@@ -142,14 +142,15 @@ def train(
     model.gradient_checkpointing = cfg.gradient_checkpointing
     model, optimizer = accelerator.prepare(model, optimizer)
     result = TrainResult(last_checkpoint=resume_from)
-    metadata = {"trained_steps": "", "train_config": cfg.to_json()}
+    metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.metadata.items()}
+    metadata["train_config"] = cfg.to_json()
 
     bar = tqdm(total=cfg.steps, initial=start, desc="training", disable=not (show_progress and accelerator.is_main_process))
     for step in range(start, cfg.steps):
         indices = global_batch_indices(step, cfg.batch_size, len(dataset), cfg.seed)
         mine = list(range(rank * micro, (rank + 1) * micro))  # positions in the global batch
         batch = {k: v.to(accelerator.device) for k, v in dataset.batch([indices[p] for p in mine]).items()}
-        noise = draw_noise(batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift)
+        noise = draw_noise(batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout)
         with accelerator.autocast():
             loss_v, loss_a = flow_losses(model, batch, noise, cfg.mouth_weight)
             loss = loss_v + cfg.audio_loss_weight * loss_a
