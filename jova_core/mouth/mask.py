@@ -45,8 +45,13 @@ def _smooth_in_time(values: np.ndarray, sigma: float) -> np.ndarray:
     flat = values.reshape(len(values), -1)
     present = ~np.isnan(flat[:, 0])
     filled = np.where(present[:, None], flat, 0.0)
-    weight = np.convolve(present.astype(np.float64), kernel, mode="same")
-    summed = np.stack([np.convolve(col, kernel, mode="same") for col in filled.T], axis=1)
+    frames = len(values)
+
+    def convolve(x: np.ndarray) -> np.ndarray:  # "same" length even when the kernel is longer
+        return np.convolve(x, kernel, mode="full")[radius : radius + frames]
+
+    weight = convolve(present.astype(np.float64))
+    summed = np.stack([convolve(col) for col in filled.T], axis=1)
     smoothed = summed / np.maximum(weight, 1e-8)[:, None]
     smoothed[~present] = np.nan
     return smoothed.reshape(values.shape).astype(values.dtype)
