@@ -76,6 +76,11 @@ class DemoTextEncoder:
         """Identifies the exact features, so cached embeddings are redone when it changes."""
         return f"{self.name}:{self.text_dim}:{self.text_len}:{self.position_dim}"
 
+    @staticmethod
+    def transcript_syllables(transcript: str) -> list[str]:
+        """The syllables the encoder reads from a transcript, in order."""
+        return [part for word in _WORD_RE.findall(transcript.lower()) for part in syllables(word)]
+
     def tokenize(self, prompt: str) -> list[tuple[int, int, bool, str]]:
         """(section index, position in section, starts a word, piece) for every piece:
         words of the captions, syllables of the transcript."""

@@ -13,6 +13,8 @@ import os
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="training recipe (JSON; fields in jova_core/train/config.py)")
     parser.add_argument("--steps", type=int, help="override the recipe's number of steps")
+    parser.add_argument("--data-dir", help="override the recipe's clip folder")
+    parser.add_argument("--cache-dir", help="override the recipe's cache folder")
     parser.add_argument("--output-dir", help="override the recipe's output folder")
     parser.add_argument("--mouth-weight", type=float, help="override the mouth-area loss weight (0 = plain flow loss)")
     parser.add_argument("--preprocess-only", action="store_true", help="fill the cache and stop")
@@ -28,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
         if value is not None
     }
     cfg = TrainConfig.from_file(args.config, **overrides)
-    if args.output_dir:  # given on the command line: relative to the working folder
-        cfg.output_dir = os.path.abspath(args.output_dir)
+    # Folders given on the command line are relative to the working folder.
+    for key in ("data_dir", "cache_dir", "output_dir"):
+        if getattr(args, key):
+            setattr(cfg, key, os.path.abspath(getattr(args, key)))
     if args.preprocess_only:
         from .encode import cached_dataset
 

@@ -58,25 +58,29 @@ class LatentClipEncoder:
 
     def encode(self, clip_path: str, entry: ClipEntry) -> dict[str, torch.Tensor]:
         from ..io import read_clip
-        from ..mouth import extract_mouth_masks
 
         clip = read_clip(clip_path)
-        frames = torch.as_tensor(clip.frames).float()  # [T, H, W, 3] 0..1
-        num_frames = frames.shape[0]
+        return self.encode_clip(clip.frames, clip.waveform, clip.sample_rate, clip.fps, entry.prompt, clip_path)
+
+    def encode_clip(self, frames, waveform, sample_rate: int, fps: float, prompt: str, name: str = "clip") -> dict[str, torch.Tensor]:
+        """frames [T, H, W, 3] 0..1, waveform [C, N] -> the cached tensors of one clip."""
+        from ..mouth import extract_mouth_masks
+
+        frames = torch.as_tensor(frames).float()
         # The Wan VAE grid keeps 1 + 4k frames; drop the tail that would not fill a latent frame.
-        frames = frames[: 1 + (num_frames - 1) // 4 * 4]
+        frames = frames[: 1 + (frames.shape[0] - 1) // 4 * 4]
         with torch.no_grad():
             video = self.video_codec.encode(frames[None])[0]
-            audio = self.audio_codec.encode(torch.as_tensor(clip.waveform).float()[None], clip.sample_rate)[0]
-        mouth = extract_mouth_masks(frames, margin=self.mouth_margin, fps=clip.fps)
+            audio = self.audio_codec.encode(torch.as_tensor(waveform).float()[None], sample_rate)[0]
+        mouth = extract_mouth_masks(frames, margin=self.mouth_margin, fps=fps)
         if not mouth.landmarks.tracks:
-            raise ValueError(f"{clip_path}: no face found in any frame, so there is no mouth to weight")
+            raise ValueError(f"{name}: no face found in any frame, so there is no mouth to weight")
         return {
             "video": video,
             "audio": audio,
-            "text": self.text_encoder(entry.prompt)[0],
+            "text": self.text_encoder(prompt)[0],
             "mouth_mask": mouth.latent,  # [F, H/8, W/8], union over the faces
-            "fps": torch.tensor([float(clip.fps)]),
+            "fps": torch.tensor([float(fps)]),
         }
 
 

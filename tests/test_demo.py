@@ -1,0 +1,98 @@
+"""The CPU demo: its text encoder, the shipped checkpoint, and the `demo` verb's MP4."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+import torch
+
+from jova_core.text import format_prompt
+from jova_core.text_demo import DemoTextEncoder, syllables
+
+CAPTION = "A woman astronaut talking to the camera."
+
+
+def test_text_encoder_is_deterministic_and_reads_syllable_order():
+    enc = DemoTextEncoder(48, 32)
+    a = enc(format_prompt(CAPTION, "A voice.", "bama da"))
+    assert torch.equal(a, DemoTextEncoder(48, 32)(format_prompt(CAPTION, "A voice.", "bama da")))
+    assert a.shape == (1, 32, 48)
+    tokens = enc.tokenize(format_prompt(CAPTION, "A voice.", "bama da"))
+    assert [t[3] for t in tokens if t[0] == 2] == ["ba", "ma", "da"]
+    assert [t[2] for t in tokens if t[0] == 2] == [True, False, True]  # word starts
+    # Same syllables in another order give different features (positions are encoded) ...
+    b = enc(format_prompt(CAPTION, "A voice.", "da ma ba"))
+    assert not torch.equal(a, b)
+    # ... and the n-th transcript syllable's position part does not depend on the captions.
+    longer = enc(format_prompt(CAPTION + " She smiles.", "A voice.", "bama da"))
+    n_a, n_long = len(tokens), len(enc.tokenize(format_prompt(CAPTION + " She smiles.", "A voice.", "bama da")))
+    torch.testing.assert_close(a[0, n_a - 3 : n_a], longer[0, n_long - 3 : n_long])
+    # Padding rows and the empty prompt are zeros (the caption-dropout "no prompt").
+    assert a[0, n_a:].abs().sum() == 0 and enc("").abs().sum() == 0
+
+
+def test_text_encoder_errors_and_syllable_split():
+    assert syllables("bamako") == ["ba", "ma", "ko"]
+    assert syllables("pst") == ["pst"]
+    with pytest.raises(ValueError, match="shorten"):
+        DemoTextEncoder(48, 4)(format_prompt(CAPTION))
+    with pytest.raises(ValueError, match="too small"):
+        DemoTextEncoder(8, 4)
+
+
+demo = pytest.importorskip("jova_core.demo")
+needs_checkpoint = pytest.mark.skipif(not os.path.exists(demo.DEMO_CHECKPOINT), reason="demo checkpoint not built yet")
+
+
+@needs_checkpoint
+def test_shipped_checkpoint_is_small_and_describes_its_generation():
+    assert os.path.getsize(demo.DEMO_CHECKPOINT) < 30 * 2**20
+    settings = demo.load_demo_settings()
+    model = demo.load_demo_model()
+    assert model.config.text_attention == "joint"
+    from jova_core.codecs.demo import DemoVideoCodec
+
+    assert (settings.num_frames - 1) % 4 == 0 and settings.height % 16 == 0
+    shape = DemoVideoCodec().latent_shape(settings.num_frames, settings.height, settings.width)
+    assert shape[0] == model.config.video_in_channels
+    prompt = demo.demo_prompt("ba ma da", settings)
+    assert "<Transcript>: ba ma da" in prompt and "3 short syllables" in prompt
+    with pytest.raises(ValueError, match="syllables"):
+        demo.demo_prompt(" ".join(["ba"] * (settings.max_syllables + 1)), settings)
+
+
+@needs_checkpoint
+def test_demo_is_deterministic_per_seed():
+    model = demo.load_demo_model()
+    a = demo.generate_demo("ba ma", seed=3, steps=2, model=model)
+    b = demo.generate_demo("ba ma", seed=3, steps=2, model=model)
+    c = demo.generate_demo("ba ma", seed=4, steps=2, model=model)
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.waveform, b.waveform)
+    assert not torch.equal(a.frames, c.frames)
+    settings = demo.load_demo_settings()
+    assert a.frames.shape == (settings.num_frames, settings.height, settings.width, 3)
+    assert 0 <= a.frames.min() and a.frames.max() <= 1
+
+
+@needs_checkpoint
+def test_demo_cli_writes_an_mp4_with_video_and_audio(tmp_path):
+    import imageio_ffmpeg
+
+    from jova_core.cli import main
+
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--out", str(out), "--transcript", "ba ma da", "--seed", "1", "--steps", "2"]) == 0
+    # ffmpeg itself (an independent reader) lists the streams.
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True)
+    streams = re.findall(r"Stream #\d+:\d+.*?: (Video|Audio): (\w+)", probe.stderr)
+    kinds = {kind for kind, _ in streams}
+    assert kinds == {"Video", "Audio"}, probe.stderr
+    settings = demo.load_demo_settings()
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", probe.stderr)
+    seconds = int(duration.group(2)) * 60 + float(duration.group(3))
+    assert abs(seconds - settings.num_frames / settings.fps) < 0.15
+    # Never overwrites without being asked.
+    assert main(["demo", "--out", str(out), "--steps", "2"]) == 1
