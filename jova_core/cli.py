@@ -16,6 +16,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "convert": ("jova_core.convert.cli", "convert a Wan2.1 or JavisDiT++ transformer into a JoVA checkpoint"),
     "train": ("jova_core.train.cli", "cache a folder of captioned clips and fine-tune JoVA on it (accelerate)"),
     "init-from-wan": ("jova_core.train.init_from_wan", "start a JoVA model from Wan2.1: audio branch copied from video"),
+    "demo": ("jova_core.demo", "generate a talking clip on the CPU with the bundled tiny demo model"),
 }
 
 
