@@ -17,6 +17,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("jova_core.train.cli", "cache a folder of captioned clips and fine-tune JoVA on it (accelerate)"),
     "init-from-wan": ("jova_core.train.init_from_wan", "start a JoVA model from Wan2.1: audio branch copied from video"),
     "demo": ("jova_core.demo", "generate a talking clip on the CPU with the bundled tiny demo model"),
+    "mouth-mask": ("jova_core.mouth.cli_mask", "preview the mouth region (mask, lip landmarks, box) of an image or video"),
+    "sync-score": ("jova_core.mouth.cli_sync", "landmark lip-sync score of a clip: best audio offset and confidence"),
 }
 
 

@@ -253,7 +253,7 @@ def test_audio_envelope_is_rms_per_frame():
 
 def test_preview_draws_mask_landmarks_and_box(astronaut):
     masks = extract_mouth_masks(astronaut, video=False)
-    preview = render_preview(astronaut, masks.pixel, masks.landmarks.main, masks.boxes[0])
+    preview = render_preview(astronaut, masks.pixel, masks.landmarks.tracks, masks.boxes)
     assert preview.shape == (1, 512, 512, 3) and preview.dtype == np.uint8
     x0, y0, x1, y1 = (int(round(v)) for v in masks.boxes[0][0])
     inside = masks.pixel[0].numpy() > 0
