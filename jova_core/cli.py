@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("jova_core.demo", "generate a talking clip on the CPU with the bundled tiny demo model"),
     "mouth-mask": ("jova_core.mouth.cli_mask", "preview the mouth region (mask, lip landmarks, box) of an image or video"),
     "sync-score": ("jova_core.mouth.cli_sync", "landmark lip-sync score of a clip: best audio offset and confidence"),
+    "make-demo-data": ("jova_core.train.make_demo_data", "write synthetic talking-face clips + captions.json (no download)"),
 }
 
 

@@ -40,9 +40,9 @@ def _read(path: str) -> tuple[np.ndarray, float | None]:
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=-1)
         return image[None, ..., :3], None
-    from ..io import read_video
+    from ..io import read_clip
 
-    video = read_video(path)
+    video = read_clip(path)
     return video.frames, video.fps
 
 

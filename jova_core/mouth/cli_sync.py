@@ -24,14 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..io import read_video
+    from ..io import read_clip
     from .landmarks import detect_face_landmarks
     from .sync import audio_envelope, sync_score
 
     if not os.path.isfile(args.clip):
         print(f"clip not found: {args.clip}", file=sys.stderr)
         return 2
-    video = read_video(args.clip)
+    video = read_clip(args.clip)
     if video.waveform is None or video.waveform.shape[-1] == 0:
         print(f"{args.clip} has no audio track: the lip-sync score needs one", file=sys.stderr)
         return 2
