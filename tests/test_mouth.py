@@ -194,6 +194,12 @@ def test_tasks_backend_needs_its_model_file(tmp_path, monkeypatch):
         detect_face_landmarks(np.zeros((8, 8, 3), np.uint8))
     monkeypatch.delenv("JOVA_FACE_LANDMARKER")
     assert resolve_backend("auto") == ("legacy", None)
+    # A file that is not a model reaches mediapipe's Tasks loader (so the options we build
+    # are accepted) and comes back as a clear error.
+    broken = tmp_path / "broken.task"
+    broken.write_bytes(b"not a model" * 100)
+    with pytest.raises(RuntimeError, match="could not load .*face_landmarker.task"):
+        detect_face_landmarks(np.zeros((8, 8, 3), np.uint8), model_path=str(broken))
 
 
 def test_mouth_weighted_loss_values():

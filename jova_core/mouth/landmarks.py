@@ -153,7 +153,13 @@ class _TasksFaceLandmarker:
             min_face_presence_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        try:
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"mediapipe could not load {model_path!r} as a face landmarker ({error}); it must be the "
+                f"face_landmarker.task file: {_where_to_put_task_model()}"
+            ) from error
 
     def __call__(self, frame: np.ndarray, index: int) -> list[np.ndarray]:
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=frame)
