@@ -29,18 +29,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".safetensors"):
         print(f"error: --out must name a .safetensors file, got {args.out!r}", file=sys.stderr)
         return 2
-    with tqdm(desc="reading tensors", unit="tensor") as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    bar = None
 
-        try:
-            config = convert_checkpoint(args.src, args.out, args.format, dtype=DTYPES[args.dtype],
-                                        overwrite=args.overwrite, progress=progress)
-        except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=total, desc="reading tensors", unit="tensor")
+        bar.update(done - bar.n)
+
+    try:
+        config = convert_checkpoint(args.src, args.out, args.format, dtype=DTYPES[args.dtype],
+                                    overwrite=args.overwrite, progress=progress)
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
             bar.close()
-            print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
-            return 1
     print(f"wrote {args.out}: JoVA dim {config.dim}, {config.num_layers} layers, {config.num_heads} heads, "
           f"audio {config.audio_in_channels} channels, patch {list(config.audio_patch_size)}, rope {config.audio_rope}")
     return 0
