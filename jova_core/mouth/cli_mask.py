@@ -34,12 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _read(path: str) -> tuple[np.ndarray, float | None]:
     """(frames uint8 [T, H, W, 3], fps or None for an image)."""
     if path.lower().endswith(IMAGE_EXTENSIONS):
-        import imageio.v3 as iio
+        import cv2  # comes with mediapipe
 
-        image = iio.imread(path)
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=-1)
-        return image[None, ..., :3], None
+        # imdecode (not imread) so that non-ASCII paths work on every OS.
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"could not read {path} as an image")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None], None
     from ..io import read_clip
 
     video = read_clip(path)
@@ -62,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out and os.path.exists(args.out) and not args.overwrite:
         print(f"{args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
-    frames, fps = _read(args.input)
+    try:
+        frames, fps = _read(args.input)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     frames = to_uint8_frames(frames)
     is_video = fps is not None
     if args.out and not args.out.lower().endswith(".mp4" if is_video else ".png"):
@@ -90,9 +95,13 @@ def run(args: argparse.Namespace) -> int:
 
             write_mp4(args.out, preview, fps)
         else:
-            import imageio.v3 as iio
+            import cv2
 
-            iio.imwrite(args.out, preview[0])
+            ok, png = cv2.imencode(".png", cv2.cvtColor(preview[0], cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise RuntimeError("could not encode the preview as PNG")
+            with open(args.out, "wb") as f:
+                f.write(png.tobytes())
     if args.json:
         boxes_per_frame = [
             [[round(float(v), 2) for v in boxes[t]] for boxes in masks.boxes if not np.isnan(boxes[t, 0])] for t in range(len(frames))
