@@ -285,7 +285,8 @@ def _band_noise(rng: np.random.Generator, length: int, band: tuple[float, float]
 def _vowel_shape(n: int) -> np.ndarray:
     """Opening of the mouth (and loudness) over a vowel: quick rise, slower fall."""
     u = (np.arange(n) + 0.5) / n
-    return np.sin(np.pi * u**0.8) ** 0.7
+    # Starts and ends with zero slope, so the voice fades in and out without a click.
+    return np.sin(np.pi * u**0.8) ** 1.5
 
 
 def _plan_syllables(rng: np.random.Generator, seconds: float) -> tuple[list[Syllable], list[int]]:
@@ -338,9 +339,11 @@ def _synthesise(
             continue
         vowel_formants, vowel_open = VOWELS[syllable.vowel]
         shape = _vowel_shape(end - vowel_start)
-        # The vowel's loudness IS its mouth opening: one envelope drives both.
-        openness[vowel_start:end] = np.maximum(vowel_open * shape, c_open * (1 - np.arange(end - vowel_start) / (end - vowel_start)))
-        voiced_amplitude[vowel_start:end] = openness[vowel_start:end]
+        # The vowel's loudness IS its mouth opening: one envelope drives both (the mouth
+        # also eases out of the consonant's posture, which makes no sound).
+        envelope = vowel_open * shape
+        voiced_amplitude[vowel_start:end] = envelope
+        openness[vowel_start:end] = np.maximum(envelope, c_open * (1 - np.arange(end - vowel_start) / (end - vowel_start)))
         # Pitch falls a little through the syllable, with a slight wobble.
         span = np.arange(start, end) - start
         f0[start:end] = syllable.pitch * (1 - 0.06 * span / max(1, end - start)) * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * span / sample_rate))
@@ -356,7 +359,7 @@ def _synthesise(
                 count = vowel_start - start - burst
                 noise[aspiration] += 0.12 * _band_noise(rng, count, (1000.0, 3500.0), sample_rate) * np.hanning(count)
             else:  # voiced: a quiet voice bar under the closure
-                voiced_amplitude[consonant] = 0.08
+                voiced_amplitude[consonant] = 0.08 * np.hanning(length) ** 0.3  # tapered: a step would click
                 formants[consonant] = NASAL_FORMANTS
         elif kind == "nasal":
             voiced_amplitude[consonant] = 0.25 * np.hanning(length) ** 0.3
