@@ -9,11 +9,13 @@ the clip's timing alongside:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from comfy_api.latest import io, ui
 
+from ..jova_core.codecs.base import valid_num_frames, valid_video_size
 from .types import CATEGORY, JoVAModel
 
 
@@ -35,11 +37,11 @@ def clip_geometry(config, spatial_stride: int, width: int, height: int, seconds:
                   batch_size: int = 1) -> ClipGeometry:
     """Round a requested clip to sizes the codecs and the transformer's patches accept.
 
-    Width/height: multiples of spatial stride x patch size (Wan2.1: 8 x 2 = 16).
-    Frames: 1 + k x temporal stride (the causal video VAE keeps the first frame alone).
-    Audio: the clip's duration at the audio latent rate, rounded to the audio patch.
+    Width/height: nearest multiples of spatial stride x patch size (Wan2.1: 8 x 2 = 16).
+    Frames: 1 + k x temporal stride, at most seconds x fps (the causal video VAE keeps
+    the first frame alone). Audio: the latent frames the audio encoder makes for the
+    clip's duration, so decoded sound and video have the same length.
     """
-    _, patch_h, patch_w = config.video_patch_size
     if config.video_patch_size[0] != 1:
         raise ValueError(f"video temporal patch {config.video_patch_size[0]} is not supported (Wan2.1 uses 1)")
     if config.audio_patch_size[0] != 1:
@@ -47,16 +49,18 @@ def clip_geometry(config, spatial_stride: int, width: int, height: int, seconds:
             "this model's audio branch takes 2-D (frequency x time) audio latents, e.g. JavisDiT++'s "
             "AudioLDM2 latents; the pack's audio codecs (MMAudio) make 1-D latents"
         )
-    mult_w, mult_h = spatial_stride * patch_w, spatial_stride * patch_h
-    width_r = max(mult_w, round(width / mult_w) * mult_w)
-    height_r = max(mult_h, round(height / mult_h) * mult_h)
+    multiple = spatial_stride * config.video_patch_size[1]
+    if config.video_patch_size[1] != config.video_patch_size[2]:
+        raise ValueError(f"non-square video patches {config.video_patch_size} are not supported")
     stride_t = config.video_temporal_stride
-    groups = max(0, round((seconds * fps - 1) / stride_t))
-    frames = 1 + groups * stride_t
+    frames, height_r, width_r = valid_video_size(max(1, round(seconds * fps)), height, width, multiple)
+    frames = valid_num_frames(frames, stride_t)
     audio_patch = config.audio_patch_size[1]
-    audio_len = max(audio_patch, round(frames / fps * config.audio_latent_rate / audio_patch) * audio_patch)
-    video_shape = (batch_size, config.video_in_channels, groups + 1, height_r // spatial_stride, width_r // spatial_stride)
-    audio_shape = (batch_size, config.audio_in_channels, audio_len)
+    # As the audio encoder counts: whole latent frames in the clip's duration.
+    audio_len = math.floor(frames / fps * config.audio_latent_rate + 1e-6) // audio_patch * audio_patch
+    video_shape = (batch_size, config.video_in_channels, 1 + (frames - 1) // stride_t,
+                   height_r // spatial_stride, width_r // spatial_stride)
+    audio_shape = (batch_size, config.audio_in_channels, max(audio_patch, audio_len))
     return ClipGeometry(width_r, height_r, frames, fps, video_shape, audio_shape)
 
 

@@ -14,6 +14,7 @@ from comfy_api.latest import io
 from ..jova_core.checkpoint import load_transformer
 from ..jova_core.codecs import load_audio_codec, load_video_codec
 from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
+from ..jova_core.demo import load_demo_model
 from ..jova_core.model.attention import BACKENDS
 from ..jova_core.text_demo import DemoTextEncoder
 from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
@@ -29,16 +30,26 @@ WEIGHT_DTYPES = {
     "bf16": torch.bfloat16,
     "fp16": torch.float16,
     "fp32": torch.float32,
-    # Stored in fp8 (half the memory of bf16); the transformer computes in bf16.
+    # Linear/conv weights stored in fp8 (about half of bf16's memory), computed in bf16.
     "fp8_e4m3fn": torch.float8_e4m3fn,
     "fp8_e5m2": torch.float8_e5m2,
 }
+FP8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+def store_in_fp8(transformer: torch.nn.Module, storage: torch.dtype) -> None:
+    """Keep linear/conv weights in fp8 and upcast each layer to bf16 just for its forward
+    (diffusers' layerwise casting). Norms, modulation tables and patch embeddings stay bf16."""
+    # Imported here: diffusers is only needed by this option and by the real codecs.
+    from diffusers.hooks import apply_layerwise_casting
+
+    apply_layerwise_casting(transformer, storage_dtype=storage, compute_dtype=torch.bfloat16)
 
 
 def interruptible_progress(total_hint: int = 0):
@@ -85,17 +96,18 @@ class JoVAModelLoader(io.ComfyNode):
             raise ValueError(f"weight_dtype must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
         device = comfy.model_management.get_torch_device()
         dtype = WEIGHT_DTYPES[weight_dtype] or default_dtype(device)
+        load_dtype = torch.bfloat16 if dtype in FP8 else dtype
         offload_device = comfy.model_management.unet_offload_device()
         if model_name == DEMO_MODEL:
-            from ..jova_core.demo import load_demo_model
-
-            transformer, source = load_demo_model(), "the built-in CPU demo model"
+            source = "the built-in CPU demo model"
+            transformer = load_demo_model().to(offload_device, load_dtype)
             transformer.set_attention(attention)
-            transformer.to(offload_device, dtype if dtype.is_floating_point and dtype.itemsize > 1 else None)
         else:
             source = resolve(MODEL_FOLDERS, model_name)
-            transformer = load_transformer(source, dtype=dtype, device=offload_device, attention=attention,
+            transformer = load_transformer(source, dtype=load_dtype, device=offload_device, attention=attention,
                                            progress=interruptible_progress())
+        if dtype in FP8:
+            store_in_fp8(transformer, dtype)
         return io.NodeOutput(JoVAModelHandle(transformer, source, offload, blocks_on_gpu))
 
 

@@ -75,9 +75,8 @@ class JoVAMouthMaskPreview(io.ComfyNode):
 
         masks = extract_mouth_masks(frames, faces=faces, shape=shape, margin=margin, fps=fps, callback=progress)
         weighted = latent_mask_on_pixels(masks.latent, len(frames))
-        track = masks.landmarks.tracks[0] if masks.landmarks.tracks else None
-        boxes = masks.boxes[0] if masks.boxes else None
-        overlay = torch.from_numpy(render_preview(frames, weighted, track, boxes)).float() / 255.0
+        preview = render_preview(frames, weighted, masks.landmarks.tracks, masks.boxes)
+        overlay = torch.from_numpy(preview).float() / 255.0
         missing = masks.landmarks.missing_frames
         if not missing:
             report = f"a face in all {len(frames)} frames"

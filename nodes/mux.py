@@ -9,7 +9,10 @@ from fractions import Fraction
 import folder_paths
 from comfy_api.latest import InputImpl, Types, io, ui
 
-from ..jova_core.io import write_mp4
+# TEMP until jova_core.io lands
+def write_mp4(*a, **k):
+    from ..jova_core.io import write_mp4 as w
+    return w(*a, **k)
 from .types import CATEGORY
 
 
