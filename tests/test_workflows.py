@@ -236,10 +236,11 @@ def to_api_prompt(workflow: dict, specs: dict[str, NodeSpec]) -> dict:
 def specs(tmp_path_factory):
     with harness.comfy_stubs(tmp_path_factory.mktemp("comfyui")) as stubs:
         pack = harness.load_pack()
+        node_classes = harness.node_list(pack)
         loaders = sys.modules[harness.PACK_NAME + ".nodes.loaders"]
         file_combos = {"model_name", "vae_name", "vocoder_name", "codec_name"}
         table = dict(CORE_NODES)
-        for node_cls in harness.node_list(pack):
+        for node_cls in node_classes:
             schema = node_cls.GET_SCHEMA()
             assert schema.node_id not in table, f"{schema.node_id} clashes with a core node"
             table[schema.node_id] = spec_from_schema(schema, file_combos)
