@@ -22,12 +22,14 @@ from safetensors.torch import save_file
 from .config import JoVAConfig
 from .convert import convert_javisdit, convert_wan
 from .convert.detect import FileKind, identify
+from .convert.lora import merge_peft_lora
 from .model.transformer import JoVATransformer
 
 FORMAT_TAG = "jova"
 CONVERTERS = {"wan2.1": convert_wan, "javisdit": convert_javisdit}
 # Containers .pth releases wrap their state dict in.
 _CONTAINER_KEYS = ("state_dict", "model", "module", "ema", "generator")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
 
 Progress = Callable[[int, int], None]  # (tensors read, total); may raise to interrupt
 
@@ -63,18 +65,21 @@ def is_native(path: str) -> bool:
 # -- reading any checkpoint file -----------------------------------------------------------
 
 
-def _shards(path: str) -> list[str]:
-    """The safetensors files making up `path`: itself, or the shards an index names
-    (diffusers' *.safetensors.index.json), or the one index / file in a folder."""
+def _files(path: str) -> list[str]:
+    """The weight files making up `path`: itself; the shards an index names (diffusers'
+    *.safetensors.index.json, torch's *.bin.index.json); or, for a folder, its `model/`
+    subfolder (JavisDiT++ releases), its one index, or its one weight file."""
     if os.path.isdir(path):
+        if os.path.isdir(os.path.join(path, "model")):
+            return _files(os.path.join(path, "model"))
         inside = sorted(os.listdir(path))
-        indexes = [n for n in inside if n.endswith(".safetensors.index.json")]
-        files = [n for n in inside if n.endswith(".safetensors")]
+        indexes = [n for n in inside if n.endswith(".index.json")]
+        weights = [n for n in inside if n.endswith(WEIGHT_SUFFIXES)]
         if len(indexes) == 1:
-            return _shards(os.path.join(path, indexes[0]))
-        if len(files) == 1:
-            return [os.path.join(path, files[0])]
-        raise ValueError(f"{path} is a folder with {len(files)} .safetensors files and no single index; pass one file")
+            return _files(os.path.join(path, indexes[0]))
+        if len(weights) == 1:
+            return [os.path.join(path, weights[0])]
+        raise ValueError(f"{path} is a folder with {len(weights)} weight files and {len(indexes)} indexes; pass one file")
     if path.endswith(".index.json"):
         with open(path) as f:
             weight_map = json.load(f)["weight_map"]
@@ -104,48 +109,60 @@ def _torch_load(path: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _is_safetensors(path: str) -> bool:
-    return path.endswith((".safetensors", ".index.json")) or os.path.isdir(path)
+def _open_safetensors(path: str):
+    try:
+        return safe_open(path, framework="pt")
+    except SafetensorError as err:
+        raise ValueError(f"{path} is not a readable safetensors file ({err}); is the download complete?") from err
 
 
-def _safetensors_items(path: str):
-    for shard in _shards(path):
-        with safe_open(shard, framework="pt") as f:
-            for key in f.keys():
-                yield key, f.get_tensor(key)
+def _items(path: str):
+    """(key, tensor) of every weight file of `path`, one tensor at a time."""
+    for file in _files(path):
+        if file.endswith(".safetensors"):
+            with _open_safetensors(file) as f:
+                for key in f.keys():
+                    yield key, f.get_tensor(key)
+        else:
+            yield from _torch_load(file).items()
 
 
 def peek(path: str) -> tuple[list[str], dict[str, str]]:
     """Key names and safetensors metadata of a checkpoint, without reading safetensors data."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
-    if not _is_safetensors(path):
-        return list(_torch_load(path)), {}
     keys, metadata = [], {}
-    for shard in _shards(path):
-        try:
-            with safe_open(shard, framework="pt") as f:
+    for file in _files(path):
+        if file.endswith(".safetensors"):
+            with _open_safetensors(file) as f:
                 keys += list(f.keys())
                 metadata = metadata or (f.metadata() or {})
-        except SafetensorError as err:
-            raise ValueError(f"{shard} is not a readable safetensors file ({err}); is the download complete?") from err
+        else:
+            keys += list(_torch_load(file))
     return keys, metadata
 
 
 def read_state_dict(path: str, dtype: torch.dtype | None = None, progress: Progress | None = None) -> dict[str, torch.Tensor]:
-    """Every tensor of a checkpoint (.safetensors, sharded safetensors, .pth/.pt/.ckpt),
-    cast to `dtype` if given. `progress(done, total)` is called per tensor."""
-    if _is_safetensors(path):
-        total, items = len(peek(path)[0]), _safetensors_items(path)
-    else:
-        state = _torch_load(path)
-        total, items = len(state), state.items()
+    """Every tensor of a checkpoint (.safetensors, .pth/.pt/.bin, a sharded index or a
+    folder, see `_files`), cast to `dtype` if given. `progress(done, total)` is called
+    per tensor and may raise to stop."""
+    total = len(peek(path)[0])
     tensors = {}
-    for done, (key, tensor) in enumerate(items, 1):
+    for done, (key, tensor) in enumerate(_items(path), 1):
         tensors[key] = tensor if dtype is None else tensor.to(dtype)
         if progress:
             progress(done, total)
     return tensors
+
+
+def read_release_adapter(path: str) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The PEFT LoRA adapter a release folder carries beside its weights (`lora/`), or None."""
+    folder = os.path.join(path, "lora") if os.path.isdir(path) else ""
+    if not os.path.isfile(os.path.join(folder, "adapter_config.json")):
+        return None
+    with open(os.path.join(folder, "adapter_config.json")) as f:
+        config = json.load(f)
+    return read_state_dict(folder), config
 
 
 def check_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -206,6 +223,15 @@ def _refuse(path: str, kind: FileKind, wanted: str = "a JoVA transformer") -> Va
     return ValueError(f"{path} is not {wanted}: this looks like {kind.description}. {kind.hint}".strip())
 
 
+def _read_foreign(path: str, dtype, progress: Progress | None) -> tuple[dict[str, torch.Tensor], bool]:
+    """A foreign transformer's tensors, with the LoRA adapter its release folder ships
+    merged in as that model's own inference does (see convert/lora.py); and whether
+    there was one."""
+    tensors = read_state_dict(path, dtype=dtype, progress=progress)
+    adapter = read_release_adapter(path)
+    return (merge_peft_lora(tensors, *adapter), True) if adapter else (tensors, False)
+
+
 def convert_state_dict(kind: FileKind, state_dict: dict[str, torch.Tensor], source: str) -> tuple[JoVAConfig, dict[str, torch.Tensor]]:
     """Convert a foreign transformer's tensors and check them against a meta-device model."""
     config, tensors = CONVERTERS[kind.name](state_dict)
@@ -218,14 +244,15 @@ def load_transformer(path: str, dtype=None, device="cpu", attention="sdpa", prog
     """A ready (eval-mode) JoVA transformer from any supported file: a native JoVA
     checkpoint, a Wan2.1 text-to-video transformer (original, ComfyUI or diffusers
     layout; a .safetensors, a sharded diffusers index or folder, or a .pth), or a
-    JavisDiT++ transformer (both converted on the fly, see jova_core.convert).
+    JavisDiT++ transformer (a file, or its release folder: model/ shards plus the
+    lora/ adapter its inference merges); both converted on the fly (jova_core.convert).
     Any other file stops with what it looks like and where it belongs."""
     kind = identify_file(path)
     if not kind.loadable:
         raise _refuse(path, kind)
     if kind.name == FORMAT_TAG:
         return load_native(path, dtype=dtype, device=device, attention=attention, progress=progress)
-    config, tensors = convert_state_dict(kind, read_state_dict(path, dtype=dtype, progress=progress), path)
+    config, tensors = convert_state_dict(kind, _read_foreign(path, dtype, progress)[0], path)
     return build_from_state_dict(config, tensors, path, device=device, attention=attention)
 
 
@@ -243,7 +270,10 @@ def convert_checkpoint(
         wanted = {"wan2.1": "a Wan2.1 text-to-video transformer", "javisdit": "a JavisDiT++ transformer"}[fmt]
         hint = f" (convert it with --format {kind.name})" if kind.name in CONVERTERS else ""
         raise ValueError(str(_refuse(src, kind, wanted)) + hint)
-    config, tensors = convert_state_dict(kind, read_state_dict(src, dtype=dtype, progress=progress), src)
+    source_tensors, merged_adapter = _read_foreign(src, dtype, progress)
+    config, tensors = convert_state_dict(kind, source_tensors, src)
     metadata = {"converted_from": fmt, "source_file": os.path.basename(os.path.normpath(src))}
+    if merged_adapter:
+        metadata["merged_adapter"] = "lora/"
     save_state_dict(config, tensors, out, extra_metadata=metadata, overwrite=overwrite)
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from convert_fixtures import MANIFESTS, manifest_state_dict, tiny_diffusers_wan, tiny_javisdit_state_dict, to_original_layout
 from safetensors.torch import save_file
 
-from jova_core.checkpoint import identify_file, load_native, load_transformer, save_transformer
+from jova_core.checkpoint import identify_file, load_native, load_transformer, read_metadata, save_transformer
 from jova_core.cli import main
 from jova_core.config import preset_config
 from jova_core.convert import convert_javisdit, convert_wan
@@ -135,3 +136,56 @@ def test_convert_cli_writes_and_refuses_to_overwrite(tmp_path, wan_sd, capsys):
     err = capsys.readouterr().err
     assert "Wan2.1 transformer" in err and "--format wan2.1" in err
     assert not os.path.exists(other)
+
+
+def linear_tree(state_dict, names):
+    """An nn.Module holding the Linear layers `names` of `state_dict` at those paths."""
+    root = torch.nn.Module()
+    for name in names:
+        parent = root
+        *path, leaf = name.split(".")
+        for part in path:
+            if not hasattr(parent, part):
+                parent.add_module(part, torch.nn.Module())
+            parent = getattr(parent, part)
+        weight = state_dict[f"{name}.weight"]
+        layer = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        layer.load_state_dict({"weight": weight, "bias": state_dict[f"{name}.bias"]})
+        parent.add_module(leaf, layer)
+    return root
+
+
+def test_javisdit_release_folder_merges_its_lora(tmp_path):
+    """A JavisDiT++ training output: model/ as sharded .bin with an index, lora/ a PEFT
+    adapter; its inference merges the adapter, so the conversion must too (peft is the oracle)."""
+    from peft import LoraConfig, get_peft_model
+
+    source = tiny_javisdit_state_dict(seed=7)
+    model_dir = tmp_path / "release" / "model"
+    model_dir.mkdir(parents=True)
+    keys = sorted(source)
+    shards = {"pytorch_model-00001-of-00002.bin": keys[::2], "pytorch_model-00002-of-00002.bin": keys[1::2]}
+    for file, names in shards.items():
+        torch.save({k: source[k].clone() for k in names}, model_dir / file)
+    weight_map = {k: file for file, names in shards.items() for k in names}
+    (model_dir / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+
+    targets = ["blocks.0.self_attn.q", "blocks.1.audio_ffn.0", "blocks.1.cross_attn.o"]
+    peft_model = get_peft_model(
+        linear_tree(source, targets),
+        LoraConfig(target_modules=["self_attn.q", "audio_ffn.0", "cross_attn.o"], r=4, lora_alpha=8, init_lora_weights=False),
+    )
+    peft_model.save_pretrained(tmp_path / "release" / "lora")
+    merged = peft_model.merge_and_unload().state_dict()
+    expected_source = {**source, **{f"{t}.weight": merged[f"{t}.weight"] for t in targets}}
+    assert not torch.allclose(expected_source["blocks.0.self_attn.q.weight"], source["blocks.0.self_attn.q.weight"])
+
+    release = str(tmp_path / "release")
+    assert identify_file(release).name == "javisdit"
+    model = load_transformer(release)
+    state = model.state_dict()
+    for key, value in convert_javisdit(expected_source)[1].items():
+        torch.testing.assert_close(state[key], value, rtol=1e-6, atol=1e-6, msg=key)
+    out = str(tmp_path / "jova.safetensors")
+    assert main(["convert", "--format", "javisdit", "--src", release, "--out", out]) == 0
+    assert read_metadata(out)["merged_adapter"] == "lora/"
