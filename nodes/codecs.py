@@ -29,7 +29,7 @@ class CoreVAEVideoCodec(VideoCodec):
                 "wan_2.1_vae.safetensors with the core VAELoader (the Wan2.2 VAE will not work)"
             )
         self.vae = vae
-        # Imported here: it pulls in diffusers, which a pack without a core VAE never needs.
+        # Imported here: it loads diffusers' Wan VAE model code, which only this path needs.
         from ..jova_core.codecs.wan_vae import wan_vae_config
 
         config = wan_vae_config()

@@ -10,6 +10,7 @@ import comfy.model_management
 import comfy.utils
 import torch
 from comfy_api.latest import io
+from diffusers.hooks import apply_layerwise_casting
 
 from ..jova_core.checkpoint import load_transformer
 from ..jova_core.codecs import load_audio_codec, load_video_codec
@@ -46,9 +47,6 @@ def default_dtype(device: torch.device) -> torch.dtype:
 def store_in_fp8(transformer: torch.nn.Module, storage: torch.dtype) -> None:
     """Keep linear/conv weights in fp8 and upcast each layer to bf16 just for its forward
     (diffusers' layerwise casting). Norms, modulation tables and patch embeddings stay bf16."""
-    # Imported here: diffusers is only needed by this option and by the real codecs.
-    from diffusers.hooks import apply_layerwise_casting
-
     apply_layerwise_casting(transformer, storage_dtype=storage, compute_dtype=torch.bfloat16)
 
 

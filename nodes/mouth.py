@@ -12,9 +12,11 @@ import comfy.utils
 import torch
 from comfy_api.latest import io, ui
 
-from ..jova_core.mouth import extract_mouth_masks, render_preview
-from ..jova_core.mouth.mask import VAE_SPATIAL_STRIDE, VAE_TEMPORAL_STRIDE
+from ..jova_core.codecs.base import VideoCodec
 from .types import CATEGORY
+
+# The latent grid the mouth-area loss works on: Wan2.1's (and the demo codec's).
+VAE_TEMPORAL_STRIDE, VAE_SPATIAL_STRIDE = VideoCodec.temporal_stride, VideoCodec.spatial_stride
 
 DEFAULT_FPS = 25.0
 
@@ -67,6 +69,15 @@ class JoVAMouthMaskPreview(io.ComfyNode):
                 f"frames are {width}x{height}; the latent grid needs multiples of {VAE_SPATIAL_STRIDE} "
                 "(resize or crop them as they would be for encoding)"
             )
+        try:
+            # Imported on use: mediapipe/OpenCV lack wheels on some Pythons, and the rest
+            # of the pack must still load there.
+            from ..jova_core.mouth import extract_mouth_masks, render_preview
+        except ImportError as error:
+            raise RuntimeError(
+                f"the mouth mask preview needs mediapipe and OpenCV ({error}); install them with "
+                "'pip install mediapipe' in ComfyUI's Python"
+            ) from error
         bar = comfy.utils.ProgressBar(len(frames))
 
         def progress(done: int, total: int) -> None:
