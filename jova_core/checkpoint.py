@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from .config import JoVAConfig
 from .convert import convert_javisdit, convert_wan
 from .convert.detect import FileKind, identify
-from .convert.lora import merge_peft_lora
+from .convert.lora import merge_peft_lora, split_peft_wrapping
 from .model.transformer import JoVATransformer
 
 FORMAT_TAG = "jova"
@@ -227,9 +227,16 @@ def _read_foreign(path: str, dtype, progress: Progress | None) -> tuple[dict[str
     """A foreign transformer's tensors, with the LoRA adapter its release folder ships
     merged in as that model's own inference does (see convert/lora.py); and whether
     there was one."""
-    tensors = read_state_dict(path, dtype=dtype, progress=progress)
+    tensors, embedded = split_peft_wrapping(read_state_dict(path, dtype=dtype, progress=progress))
     adapter = read_release_adapter(path)
-    return (merge_peft_lora(tensors, *adapter), True) if adapter else (tensors, False)
+    if adapter:
+        return merge_peft_lora(tensors, *adapter), True
+    if embedded:
+        raise ValueError(
+            f"{path} embeds LoRA weights ({embedded[0]}, ...) but has no lora/adapter_config.json beside them "
+            "saying how to scale them; pass the release folder that holds model/ and lora/"
+        )
+    return tensors, False
 
 
 def convert_state_dict(kind: FileKind, state_dict: dict[str, torch.Tensor], source: str) -> tuple[JoVAConfig, dict[str, torch.Tensor]]:

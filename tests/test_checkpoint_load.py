@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -163,19 +164,23 @@ def test_javisdit_release_folder_merges_its_lora(tmp_path):
     source = tiny_javisdit_state_dict(seed=7)
     model_dir = tmp_path / "release" / "model"
     model_dir.mkdir(parents=True)
-    keys = sorted(source)
-    shards = {"pytorch_model-00001-of-00002.bin": keys[::2], "pytorch_model-00002-of-00002.bin": keys[1::2]}
-    for file, names in shards.items():
-        torch.save({k: source[k].clone() for k in names}, model_dir / file)
-    weight_map = {k: file for file, names in shards.items() for k in names}
-    (model_dir / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
-
     targets = ["blocks.0.self_attn.q", "blocks.1.audio_ffn.0", "blocks.1.cross_attn.o"]
     peft_model = get_peft_model(
         linear_tree(source, targets),
         LoraConfig(target_modules=["self_attn.q", "audio_ffn.0", "cross_attn.o"], r=4, lora_alpha=8, init_lora_weights=False),
     )
     peft_model.save_pretrained(tmp_path / "release" / "lora")
+    # model/ as ColossalAI may save a PEFT-wrapped model: base_layer infix, adapter inside.
+    saved = {k: v.clone() for k, v in source.items() if not k.startswith("blocks.0.self_attn.q.")}
+    saved.update({k: v.detach().clone() for k, v in peft_model.get_base_model().state_dict().items() if "blocks.0.self_attn.q" in k})
+    assert "blocks.0.self_attn.q.base_layer.weight" in saved and "blocks.0.self_attn.q.lora_A.default.weight" in saved
+    keys = sorted(saved)
+    shards = {"pytorch_model-00001-of-00002.bin": keys[::2], "pytorch_model-00002-of-00002.bin": keys[1::2]}
+    for file, names in shards.items():
+        torch.save({k: saved[k] for k in names}, model_dir / file)
+    weight_map = {k: file for file, names in shards.items() for k in names}
+    (model_dir / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+
     merged = peft_model.merge_and_unload().state_dict()
     expected_source = {**source, **{f"{t}.weight": merged[f"{t}.weight"] for t in targets}}
     assert not torch.allclose(expected_source["blocks.0.self_attn.q.weight"], source["blocks.0.self_attn.q.weight"])
@@ -189,3 +194,8 @@ def test_javisdit_release_folder_merges_its_lora(tmp_path):
     out = str(tmp_path / "jova.safetensors")
     assert main(["convert", "--format", "javisdit", "--src", release, "--out", out]) == 0
     assert read_metadata(out)["merged_adapter"] == "lora/"
+
+    # Without lora/ the embedded adapter cannot be scaled: refused, not dropped.
+    shutil.rmtree(tmp_path / "release" / "lora")
+    with pytest.raises(ValueError, match="embeds LoRA weights"):
+        load_transformer(release)

@@ -6,16 +6,34 @@ it trains with LoRA (its audio-video SFT and DPO stages do), `lora/`: a PEFT ada
 the weights before sampling. Converting the folder does the same merge:
     W += scale * B @ A,  scale = lora_alpha / r  (lora_alpha / sqrt(r) with rsLoRA),
 where r is read from A's shape, so per-module ranks need no special handling.
+ColossalAI may also have saved the PEFT-wrapped layers into `model/` itself (base weights
+as `<layer>.base_layer.weight`, the adapter as `<layer>.lora_A.default.weight`);
+`split_peft_wrapping` undoes that, and the adapter is then taken from `lora/`, whose
+config gives its scale.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
 PEFT_PREFIX = "base_model.model."
 _A, _B = ".lora_A.weight", ".lora_B.weight"
+_EMBEDDED = re.compile(r"\.lora_[AB]\.")
+
+
+def split_peft_wrapping(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """(state dict with PEFT's `base_layer.` infix removed and its LoRA tensors left out,
+    names of the LoRA tensors left out)."""
+    base, embedded = {}, []
+    for key, value in state_dict.items():
+        if _EMBEDDED.search(key):
+            embedded.append(key)
+        else:
+            base[key.replace(".base_layer.", ".")] = value
+    return base, embedded
 
 
 def merge_peft_lora(state_dict: dict[str, torch.Tensor], adapter: dict[str, torch.Tensor], config: dict) -> dict[str, torch.Tensor]:
