@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from comfy_api.latest import io, ui
 
-from ..jova_core.codecs.base import valid_num_frames, valid_video_size
+from ..jova_core.codecs.base import VideoCodec, valid_num_frames, valid_video_size
 from .types import CATEGORY, JoVAModel
 
 
@@ -33,8 +33,7 @@ class ClipGeometry:
         return self.frames / self.fps
 
 
-def clip_geometry(config, spatial_stride: int, width: int, height: int, seconds: float, fps: float,
-                  batch_size: int = 1) -> ClipGeometry:
+def clip_geometry(config, width: int, height: int, seconds: float, fps: float, batch_size: int = 1) -> ClipGeometry:
     """Round a requested clip to sizes the codecs and the transformer's patches accept.
 
     Width/height: nearest multiples of spatial stride x patch size (Wan2.1: 8 x 2 = 16).
@@ -49,6 +48,8 @@ def clip_geometry(config, spatial_stride: int, width: int, height: int, seconds:
             "this model's audio branch takes 2-D (frequency x time) audio latents, e.g. JavisDiT++'s "
             "AudioLDM2 latents; the pack's audio codecs (MMAudio) make 1-D latents"
         )
+    # Every video codec (Wan2.1 VAE, demo) shares Wan's latent geometry.
+    spatial_stride = VideoCodec.spatial_stride
     multiple = spatial_stride * config.video_patch_size[1]
     if config.video_patch_size[1] != config.video_patch_size[2]:
         raise ValueError(f"non-square video patches {config.video_patch_size} are not supported")
@@ -98,7 +99,7 @@ class JoVAEmptyLatent(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, width: int, height: int, seconds: float, fps: float, batch_size: int = 1) -> io.NodeOutput:
-        geometry = clip_geometry(model.config, model.video_spatial_stride, width, height, seconds, fps, batch_size)
+        geometry = clip_geometry(model.config, width, height, seconds, fps, batch_size)
         info = describe(geometry, width, height, seconds)
         latent = {
             "samples": torch.zeros(geometry.video_shape),

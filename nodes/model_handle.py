@@ -31,8 +31,6 @@ class JoVAModelHandle:
     source: str  # the file it came from, or a description of the built-in demo
     offload: str = "whole model"
     blocks_on_gpu: int = 0
-    # Pixels per video latent cell of the codec this model was trained with (Wan2.1: 8).
-    video_spatial_stride: int = 8
     patcher: object = field(init=False, repr=False)
 
     def __post_init__(self):

@@ -124,11 +124,12 @@ class JoVASampler(io.ComfyNode):
             clip = fit_frames(video[:frames], height, width)
             if clip.shape[0] < frames:
                 raise ValueError(f"'video' has {clip.shape[0]} frames, the latent expects {frames}; shorten the clip in JoVA Empty Latent")
-            video_latents = codec.encode(clip[None]).cpu()
+            video_latents = codec.encode(clip[None]).cpu().expand(video_shape[0], -1, -1, -1, -1)
         if roles.audio == GIVEN:
             if audio is None or audio_codec is None:
                 raise ValueError(f"mode {mode!r} lip-syncs to your sound: connect 'audio' and 'audio_codec'")
             audio_latents, note = audio_to_latents(audio_codec, audio, audio_shape[-1], frames / fps)
+            audio_latents = audio_latents[:1].expand(audio_shape[0], -1, -1)  # one driving track for the batch
             notes += [note] if note else []
 
         total_steps = steps
