@@ -9,10 +9,7 @@ from fractions import Fraction
 import folder_paths
 from comfy_api.latest import InputImpl, Types, io, ui
 
-# TEMP until jova_core.io lands
-def write_mp4(*a, **k):
-    from ..jova_core.io import write_mp4 as w
-    return w(*a, **k)
+from ..jova_core.io import write_mp4
 from .types import CATEGORY
 
 
@@ -71,10 +68,8 @@ class JoVAMux(io.ComfyNode):
         if not save_mp4:
             return io.NodeOutput(video)
         path, subfolder, name = next_free_path(folder_paths.get_output_directory(), filename_prefix)
-        write_mp4(
-            path, images, fps,
-            audio=None if audio is None else audio["waveform"][0],
-            sample_rate=None if audio is None else audio["sample_rate"],
-        )
+        # write_mp4 refuses an existing file, so a name taken meanwhile fails instead of overwriting.
+        write_mp4(path, images, fps, None if audio is None else audio["waveform"][0],
+                  None if audio is None else audio["sample_rate"])
         saved = ui.SavedResult(name, subfolder, io.FolderType.output)
         return io.NodeOutput(video, ui=ui.PreviewVideo([saved]))
