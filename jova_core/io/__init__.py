@@ -1,0 +1,14 @@
+"""Audio/video file I/O through the ffmpeg binary imageio-ffmpeg ships.
+
+    write_mp4(path, frames, fps, waveform=None, sample_rate=None, overwrite=False, crf=18) -> path
+    read_clip(path, fps=None, sample_rate=None, start=0.0, duration=None)
+        -> (frames [T,H,W,3] float 0..1, waveform [C,N] or None, fps, sample_rate)
+    read_audio(path, sample_rate=None, start=0.0, duration=None) -> (waveform [C,N], sample_rate)
+    probe_media(path) -> MediaInfo(duration, streams=[StreamInfo(kind, codec, ...)])
+"""
+
+from .ffmpeg import MediaInfo, StreamInfo, probe_media
+from .mp4 import write_mp4
+from .read import read_audio, read_clip
+
+__all__ = ["MediaInfo", "StreamInfo", "probe_media", "read_audio", "read_clip", "write_mp4"]

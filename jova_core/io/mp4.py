@@ -1,0 +1,106 @@
+"""Writing MP4 (H.264 yuv420p + AAC) from frames and a waveform with imageio-ffmpeg."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import wave
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+
+DEFAULT_CRF = 18  # visually lossless-ish; the model's output, not the container, should limit quality
+AUDIO_BITRATE = "192k"
+
+
+def frames_to_uint8(frames) -> np.ndarray:
+    """[T,H,W,3] float 0..1 (torch or numpy) or uint8 -> contiguous uint8 [T,H,W,3]."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu()
+        frames = frames.numpy() if frames.dtype == torch.uint8 else frames.float().numpy()
+    frames = np.asarray(frames)
+    if frames.ndim == 5 and frames.shape[0] == 1:
+        frames = frames[0]
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(f"expected frames [T,H,W,3] (RGB), got shape {list(frames.shape)}")
+    if frames.dtype != np.uint8:
+        frames = np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.ascontiguousarray(frames)
+
+
+def pad_to_even(frames: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sizes: repeat the last row/column where a size is odd."""
+    _, h, w, _ = frames.shape
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def fit_audio(waveform, num_samples: int) -> np.ndarray:
+    """[N], [C,N] or [1,C,N] float -> [num_samples, C] float32, trimmed or zero-padded."""
+    if isinstance(waveform, torch.Tensor):
+        waveform = waveform.detach().cpu().float().numpy()
+    waveform = np.asarray(waveform, dtype=np.float32)
+    if waveform.ndim == 3 and waveform.shape[0] == 1:
+        waveform = waveform[0]
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    if waveform.ndim != 2 or waveform.shape[0] > 8:
+        raise ValueError(f"expected waveform [C,N] (C <= 8) or [N], got shape {list(waveform.shape)}")
+    waveform = waveform[:, :num_samples]
+    waveform = np.pad(waveform, ((0, 0), (0, num_samples - waveform.shape[1])))
+    return np.ascontiguousarray(np.clip(waveform, -1.0, 1.0).T)
+
+
+def write_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
+    """samples [N, C] float -1..1 -> 16-bit PCM WAV."""
+    with wave.open(path, "wb") as f:
+        f.setnchannels(samples.shape[1])
+        f.setsampwidth(2)
+        f.setframerate(int(sample_rate))
+        f.writeframes((samples * 32767.0).round().astype("<i2").tobytes())
+
+
+def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | None = None,
+              overwrite: bool = False, crf: int = DEFAULT_CRF) -> str:
+    """Write frames [T,H,W,3] (float 0..1 or uint8) and an optional waveform [C,N] as MP4.
+
+    Odd sizes are padded to even (edge rows/columns repeated). The audio is trimmed or
+    zero-padded to the video's duration T / fps. An existing file is never replaced unless
+    overwrite=True; the file appears only once complete. Returns `path`.
+    """
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if waveform is not None and not sample_rate:
+        raise ValueError("a waveform needs its sample_rate")
+    video = pad_to_even(frames_to_uint8(frames))
+    num_frames, height, width, _ = video.shape
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, partial = tempfile.mkstemp(suffix=".mp4", prefix=".partial-", dir=directory)
+    os.close(handle)
+    audio_path = None
+    try:
+        if waveform is not None:
+            audio = fit_audio(waveform, round(num_frames / fps * sample_rate))
+            handle, audio_path = tempfile.mkstemp(suffix=".wav", prefix=".partial-", dir=directory)
+            os.close(handle)
+            write_wav(audio_path, audio, sample_rate)
+        writer = imageio_ffmpeg.write_frames(
+            partial, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+            macro_block_size=1, audio_path=audio_path, audio_codec="aac" if audio_path else None,
+            output_params=["-crf", str(crf), "-b:a", AUDIO_BITRATE, "-movflags", "+faststart"],
+        )
+        writer.send(None)
+        for frame in video:
+            writer.send(frame.tobytes())
+        writer.close()
+        if os.path.exists(path) and not overwrite:  # appeared while we were encoding
+            raise FileExistsError(f"{path} appeared while writing; pass overwrite=True to replace it")
+        os.replace(partial, path)
+    finally:
+        for leftover in (partial, audio_path):
+            if leftover and os.path.exists(leftover):
+                os.remove(leftover)
+    return path

@@ -1,0 +1,62 @@
+"""Reading frames and audio from media files (any format ffmpeg reads), with fps and
+sample-rate conversion done by ffmpeg."""
+
+from __future__ import annotations
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+
+from .ffmpeg import probe_media, run_ffmpeg
+
+
+def _window_args(start: float, duration: float | None) -> list[str]:
+    args = ["-ss", f"{start:.6f}"] if start > 0 else []
+    return args + (["-t", f"{duration:.6f}"] if duration is not None else [])
+
+
+def read_audio(path: str, sample_rate: int | None = None, start: float = 0.0,
+               duration: float | None = None) -> tuple[torch.Tensor, int]:
+    """(waveform [C, N] float32 in -1..1, sample_rate) from the first audio stream of `path`."""
+    info = probe_media(path)
+    streams = info.of_kind("audio")
+    if not streams:
+        raise ValueError(f"{path} has no audio stream")
+    native = streams[0]
+    rate = int(sample_rate or native.sample_rate or 0)
+    if rate <= 0:
+        raise ValueError(f"could not tell the sample rate of {path}; pass sample_rate explicitly")
+    channels = native.channels or 1
+    raw = run_ffmpeg(
+        [*_window_args(start, duration), "-i", path, "-map", "0:a:0", "-vn", "-f", "f32le",
+         "-acodec", "pcm_f32le", "-ac", str(channels), "-ar", str(rate), "-"],
+        f"reading the audio of {path}",
+    )
+    samples = np.frombuffer(raw, dtype="<f4").reshape(-1, channels)
+    return torch.from_numpy(samples.T.copy()), rate
+
+
+def read_clip(path: str, fps: float | None = None, sample_rate: int | None = None, start: float = 0.0,
+              duration: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None, float, int | None]:
+    """(frames [T,H,W,3] float32 0..1, waveform [C,N] or None, fps, sample_rate).
+
+    `fps` / `sample_rate` convert on the fly (None keeps the file's); `start` / `duration`
+    (seconds) cut a window. The waveform is None when the file has no audio.
+    """
+    info = probe_media(path)
+    videos = info.of_kind("video")
+    if not videos:
+        raise ValueError(f"{path} has no video stream; use jova_core.io.read_audio for audio-only files")
+    output_params = ["-vf", f"fps={fps}"] if fps else []
+    reader = imageio_ffmpeg.read_frames(path, input_params=_window_args(start, duration), output_params=output_params)
+    meta = next(reader)
+    width, height = meta["size"]
+    frames = [np.frombuffer(chunk, dtype=np.uint8).reshape(height, width, 3) for chunk in reader]
+    if not frames:
+        raise ValueError(f"{path}: no frames in the requested window (start={start}, duration={duration})")
+    video = torch.from_numpy(np.stack(frames)).float() / 255.0
+    clip_fps = float(fps or meta["fps"] or videos[0].fps)
+    waveform, rate = None, None
+    if info.of_kind("audio"):
+        waveform, rate = read_audio(path, sample_rate, start, duration)
+    return video, waveform, clip_fps, rate

@@ -1,0 +1,103 @@
+"""AV I/O: MP4 round trip, stream facts probed with the ffmpeg binary imageio-ffmpeg ships."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from jova_core.codecs.signals import syllables
+from jova_core.io import probe_media, read_audio, read_clip, write_mp4
+from jova_core.io.mp4 import write_wav
+
+FPS = 12
+
+
+def moving_clip(num_frames=25, height=47, width=63):
+    """Smooth gradients with a bright square moving right: [T,H,W,3] in 0..1."""
+    y = torch.linspace(0, 1, height).view(1, -1, 1)
+    x = torch.linspace(0, 1, width).view(1, 1, -1)
+    t = torch.arange(num_frames).view(-1, 1, 1) / num_frames
+    frames = torch.stack([x.expand(num_frames, height, width), y.expand(num_frames, height, width),
+                          (0.5 + 0.4 * torch.sin(2 * math.pi * (x + t))).expand(num_frames, height, width)], dim=-1)
+    for i in range(num_frames):
+        frames[i, 10:22, 2 * i : 2 * i + 12] = 0.95
+    return frames
+
+
+def test_round_trip_streams_and_durations(tmp_path):
+    frames, audio = moving_clip(), syllables(3.0)  # audio longer than the 25/12 s video: trimmed
+    path = write_mp4(str(tmp_path / "clip.mp4"), frames, FPS, audio, 16_000)
+    info = probe_media(path)
+    (video,), (sound,) = info.of_kind("video"), info.of_kind("audio")
+    assert len(info.streams) == 2
+    assert (video.codec, video.pix_fmt, video.width, video.height, video.fps) == ("h264", "yuv420p", 64, 48, FPS)
+    assert (sound.codec, sound.sample_rate, sound.channels) == ("aac", 16_000, 1)
+    duration = 25 / FPS
+    assert abs(info.duration - duration) < 0.05
+
+    got, waveform, fps, rate = read_clip(path)
+    assert (fps, rate) == (FPS, 16_000)
+    assert got.shape == (25, 48, 64, 3)
+    # Odd sizes were padded by repeating the last row/column.
+    padded = torch.cat([frames, frames[:, -1:]], 1)
+    padded = torch.cat([padded, padded[:, :, -1:]], 2)
+    assert (got - padded).abs().mean() < 0.03
+    # Audio: the video's duration (AAC works in 1024-sample frames), and the same signal.
+    assert abs(waveform.shape[1] - duration * 16_000) <= 1024
+    n = min(waveform.shape[1], int(duration * 16_000))
+    assert np.corrcoef(waveform[0, :n].numpy(), audio[0, :n].numpy())[0, 1] > 0.95
+
+
+def test_short_audio_is_padded_and_stereo_kept(tmp_path):
+    stereo = torch.stack([syllables(1.0)[0], -syllables(1.0, seed=1)[0]])
+    path = write_mp4(str(tmp_path / "pad.mp4"), moving_clip(), FPS, stereo, 16_000)
+    assert probe_media(path).of_kind("audio")[0].channels == 2
+    _, waveform, _, _ = read_clip(path)
+    assert waveform.shape[0] == 2 and abs(waveform.shape[1] - 25 / FPS * 16_000) <= 1024
+    assert waveform[:, 17_000:32_000].abs().max() < 0.01  # the padding is silence
+    assert waveform[:, :15_000].abs().max() > 0.2
+
+
+def test_never_overwrites_unless_asked(tmp_path):
+    path = str(tmp_path / "keep.mp4")
+    write_mp4(path, moving_clip(5), FPS)
+    before = open(path, "rb").read()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_mp4(path, moving_clip(9), FPS)
+    assert open(path, "rb").read() == before
+    write_mp4(path, moving_clip(9), FPS, overwrite=True)
+    assert read_clip(path)[0].shape[0] == 9
+    assert sorted(os.listdir(tmp_path)) == ["keep.mp4"]  # no partial files left behind
+
+
+def test_fps_and_sample_rate_conversion(tmp_path):
+    path = write_mp4(str(tmp_path / "c.mp4"), moving_clip(), FPS, syllables(3.0), 16_000)
+    frames, waveform, fps, rate = read_clip(path, fps=6, sample_rate=8_000)
+    assert (fps, rate) == (6, 8_000)
+    assert abs(frames.shape[0] - 25 / FPS * 6) <= 1
+    assert abs(waveform.shape[1] - 25 / FPS * 8_000) <= 512
+    window, _, _, _ = read_clip(path, start=1.0, duration=0.5)
+    assert window.shape[0] == 6
+
+
+def test_video_without_audio_and_audio_files(tmp_path):
+    path = write_mp4(str(tmp_path / "silent.mp4"), moving_clip(5), FPS)
+    assert [s.kind for s in probe_media(path).streams] == ["video"]
+    assert read_clip(path)[1] is None
+    wav = str(tmp_path / "a.wav")
+    write_wav(wav, syllables(0.5).numpy().T, 16_000)
+    waveform, rate = read_audio(wav, sample_rate=22_050)
+    assert rate == 22_050 and abs(waveform.shape[1] - 11_025) <= 1
+    with pytest.raises(ValueError, match="read_audio"):
+        read_clip(wav)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="sample_rate"):
+        write_mp4(str(tmp_path / "x.mp4"), moving_clip(5), FPS, syllables(0.5))
+    with pytest.raises(ValueError, match=r"\[T,H,W,3\]"):
+        write_mp4(str(tmp_path / "x.mp4"), torch.rand(5, 8, 8), FPS)
+    with pytest.raises(FileNotFoundError):
+        read_clip(str(tmp_path / "missing.mp4"))
