@@ -47,9 +47,9 @@ def test_demo_data_sync_score_and_video_mask(tmp_path, capsys):
     entries = read_captions(str(out / "captions.json"))
     assert [e.file for e in entries] == ["clip_00005.mp4", "clip_00006.mp4"]
     assert all(e.transcript and e.audio_caption and e.video_caption for e in entries)
-    clip = read_clip(str(out / entries[0].file))
-    assert clip.frames.shape[1:3] == (128, 128) and clip.fps == pytest.approx(24)
-    assert clip.waveform.shape[-1] == pytest.approx(1.5 * clip.sample_rate, rel=0.05)
+    frames, waveform, fps, sample_rate = read_clip(str(out / entries[0].file))
+    assert frames.shape[1:3] == (128, 128) and fps == pytest.approx(24)
+    assert waveform.shape[-1] == pytest.approx(1.5 * sample_rate, rel=0.05)
     # Never overwrites: a second run into the same folder writes nothing.
     stamp = (out / "captions.json").stat().st_mtime_ns
     assert main(["make-demo-data", "--out", str(out), "--clips", "1", "--seed", "5"]) == 2
@@ -63,5 +63,5 @@ def test_demo_data_sync_score_and_video_mask(tmp_path, capsys):
     preview = tmp_path / "preview.mp4"
     assert main(["mouth-mask", str(out / entries[0].file), "--out", str(preview), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["frames"] == len(clip.frames) and report["missing_frames"] == []
-    assert len(read_clip(str(preview)).frames) == len(clip.frames)
+    assert report["frames"] == len(frames) and report["missing_frames"] == []
+    assert len(read_clip(str(preview))[0]) == len(frames)

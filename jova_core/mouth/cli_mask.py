@@ -43,8 +43,8 @@ def _read(path: str) -> tuple[np.ndarray, float | None]:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None], None
     from ..io import read_clip
 
-    video = read_clip(path)
-    return video.frames, video.fps
+    frames, _, fps, _ = read_clip(path)
+    return frames, fps
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,19 +31,19 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.clip):
         print(f"clip not found: {args.clip}", file=sys.stderr)
         return 2
-    video = read_clip(args.clip)
-    if video.waveform is None or video.waveform.shape[-1] == 0:
+    frames, waveform, fps, sample_rate = read_clip(args.clip)
+    if waveform is None or waveform.shape[-1] == 0:
         print(f"{args.clip} has no audio track: the lip-sync score needs one", file=sys.stderr)
         return 2
-    with tqdm(total=len(video.frames), desc="landmarks", unit="frame") as bar:
+    with tqdm(total=len(frames), desc="landmarks", unit="frame") as bar:
         landmarks = detect_face_landmarks(
-            video.frames,
+            frames,
             backend=args.backend,
             model_path=args.face_model,
-            fps=video.fps,
+            fps=fps,
             callback=lambda done, total: bar.update(done - bar.n),
         )
-    envelope = audio_envelope(video.waveform, video.sample_rate, video.fps, len(video.frames))
+    envelope = audio_envelope(waveform, sample_rate, fps, len(frames))
     try:
         score = sync_score(landmarks.main.mouth_aperture(), envelope, args.max_offset)
     except ValueError as error:
@@ -51,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     result = {
         "offset_frames": score.offset_frames,
-        "offset_seconds": round(score.offset_frames / video.fps, 4),
+        "offset_seconds": round(score.offset_frames / fps, 4),
         "confidence": round(score.confidence, 4),
         "peak_correlation": round(score.peak_correlation, 4),
         "frames_used": score.frames_used,
-        "frames": len(video.frames),
-        "fps": video.fps,
+        "frames": len(frames),
+        "fps": fps,
     }
     print(json.dumps(result))
     return 0

@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..io.mp4 import frames_to_uint8
+
 # Face-mesh indices of the lip contours, each ordered around its loop, starting at the
 # left mouth corner and running along the upper lip first. Together they are exactly
 # the 40 points of mediapipe's FACEMESH_LIPS connection set.
@@ -39,21 +41,19 @@ TASK_MODEL_URL = (
 
 
 def to_uint8_frames(frames) -> np.ndarray:
-    """Frames as contiguous uint8 RGB [T, H, W, 3]; accepts one image [H, W, 3] too.
+    """Frames as contiguous uint8 RGB [T, H, W, 3]; accepts one image [H, W, 3] (or RGBA) too.
 
     Float input (numpy or torch, ComfyUI's IMAGE layout) is read as 0..1.
     """
     if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu().numpy()
+        frames = frames.detach().cpu()
+        frames = frames.numpy() if frames.dtype == torch.uint8 else frames.float().numpy()
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] not in (3, 4):
-        raise ValueError(f"expected RGB frames [T, H, W, 3] or an image [H, W, 3], got shape {frames.shape}")
-    frames = frames[..., :3]
-    if frames.dtype != np.uint8:
-        frames = (np.clip(frames.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return np.ascontiguousarray(frames)
+    if frames.ndim == 4 and frames.shape[-1] == 4:
+        frames = frames[..., :3]
+    return frames_to_uint8(frames)
 
 
 @dataclass
