@@ -7,6 +7,9 @@ normalisation, the same constants jova_core's Wan codec uses.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import comfy.model_management
 import torch
 
 from ..jova_core.codecs.base import VideoCodec
@@ -67,3 +70,17 @@ def pick_video_codec(vae=None, video_codec=None, needed_for: str = "decoding vid
         return CoreVAEVideoCodec(vae)
     raise ValueError(f"{needed_for} needs a video codec: connect 'vae' (core VAELoader with "
                      "wan_2.1_vae.safetensors) or 'video_codec' (JoVA Video Codec Loader)")
+
+
+@contextmanager
+def on_device(codec):
+    """The codec on ComfyUI's torch device for the block, then back on the offload device.
+    Codecs without weights (the demo ones) and ComfyUI's VAE (which places itself) stay put."""
+    movable = hasattr(codec, "to")
+    if movable:
+        codec.to(comfy.model_management.get_torch_device())
+    try:
+        yield codec
+    finally:
+        if movable:
+            codec.to(comfy.model_management.unet_offload_device())

@@ -6,18 +6,11 @@ import comfy.model_management
 import torch
 from comfy_api.latest import io
 
-from .codecs import pick_video_codec
+from .codecs import on_device, pick_video_codec
 from .types import CATEGORY, JoVAAudioCodec, JoVAVideoCodec
 
 # Sample rate of the silent track returned when the latent has no audio (t2v / i2v).
 SILENT_RATE = 16000
-
-
-def on_device(codec, device):
-    """Move a codec that can move (real codecs); the demo codecs run where they are."""
-    if hasattr(codec, "to"):
-        codec.to(device)
-    return codec
 
 
 class JoVADecode(io.ComfyNode):
@@ -44,16 +37,12 @@ class JoVADecode(io.ComfyNode):
             raise ValueError("'latent' is not a JoVA latent: connect the JoVA Sampler's output")
         fps, frames = float(latent["jova_fps"]), int(latent["jova_frames"])
         device = comfy.model_management.get_torch_device()
-        offload = comfy.model_management.unet_offload_device()
         video = latent["samples"]
         if latent.get("jova_video_absent"):
             images = torch.zeros(frames, int(latent["jova_height"]), int(latent["jova_width"]), 3)
         else:
-            codec = on_device(pick_video_codec(vae, video_codec), device)
-            try:
+            with on_device(pick_video_codec(vae, video_codec)) as codec:
                 clips = codec.decode(video.to(device), tiled=tiled).float().cpu()  # [B, T, H, W, 3]
-            finally:
-                on_device(codec, offload)
             images = clips[:, :frames].reshape(-1, *clips.shape[2:]).clamp(0, 1)
         seconds = frames / fps
         if latent.get("jova_audio_absent"):
@@ -61,11 +50,8 @@ class JoVADecode(io.ComfyNode):
         else:
             if audio_codec is None:
                 raise ValueError("the latent has audio: connect 'audio_codec' (JoVA Audio Codec Loader)")
-            on_device(audio_codec, device)
-            try:
+            with on_device(audio_codec):
                 waveform = audio_codec.decode(latent["jova_audio"].to(device)).float().cpu()  # [B, 1, N]
-            finally:
-                on_device(audio_codec, offload)
             waveform = waveform[..., : round(seconds * audio_codec.sample_rate)]
             audio = {"waveform": waveform, "sample_rate": int(audio_codec.sample_rate)}
         return io.NodeOutput(images, audio, fps)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..jova_core.sampling import MODES, SOLVERS, sample
 from ..jova_core.sampling.modes import ABSENT, GIVEN
-from .codecs import pick_video_codec
+from .codecs import on_device, pick_video_codec
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVAVideoCodec
 
 PREVIEW_MAX_SIZE = 512
@@ -115,20 +115,21 @@ class JoVASampler(io.ComfyNode):
 
         reference = video_latents = audio_latents = None
         if reference_image is not None:
-            codec = pick_video_codec(vae, video_codec, "the reference image")
-            reference = codec.encode(fit_frames(reference_image[:1], height, width)[None]).cpu()
+            with on_device(pick_video_codec(vae, video_codec, "the reference image")) as codec:
+                reference = codec.encode(fit_frames(reference_image[:1], height, width)[None]).cpu()
         if roles.video == GIVEN:
             if video is None:
                 raise ValueError(f"mode {mode!r} adds sound to a video: connect its frames to 'video'")
-            codec = pick_video_codec(vae, video_codec, "the input video")
             clip = fit_frames(video[:frames], height, width)
             if clip.shape[0] < frames:
                 raise ValueError(f"'video' has {clip.shape[0]} frames, the latent expects {frames}; shorten the clip in JoVA Empty Latent")
-            video_latents = codec.encode(clip[None]).cpu().expand(video_shape[0], -1, -1, -1, -1)
+            with on_device(pick_video_codec(vae, video_codec, "the input video")) as codec:
+                video_latents = codec.encode(clip[None]).cpu().expand(video_shape[0], -1, -1, -1, -1)
         if roles.audio == GIVEN:
             if audio is None or audio_codec is None:
                 raise ValueError(f"mode {mode!r} lip-syncs to your sound: connect 'audio' and 'audio_codec'")
-            audio_latents, note = audio_to_latents(audio_codec, audio, audio_shape[-1], frames / fps)
+            with on_device(audio_codec):
+                audio_latents, note = audio_to_latents(audio_codec, audio, audio_shape[-1], frames / fps)
             audio_latents = audio_latents[:1].expand(audio_shape[0], -1, -1)  # one driving track for the batch
             notes += [note] if note else []
 
