@@ -38,7 +38,7 @@ import torch
 
 from ..config import JoVAConfig
 from .source import SourceStateDict, strip_wrapper_prefix
-from .wan import BRANCH_MODULES, WAN_TEXT_LEN, wan_config
+from .wan import BRANCH_MODULES, wan_config
 
 MARKER = "audio_patch_embedding.weight"
 
@@ -61,7 +61,6 @@ def convert_javisdit(state_dict: dict[str, torch.Tensor]) -> tuple[JoVAConfig, d
         audio_out_channels=source.shape("audio_head.head.weight")[0] // (patch_t * patch_m),
         audio_patch_size=(patch_m, patch_t),
         audio_rope="javisdit",
-        text_len=WAN_TEXT_LEN,
     )
     out: dict[str, torch.Tensor] = {}
 
