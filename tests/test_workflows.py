@@ -308,3 +308,28 @@ def test_checker_catches_broken_graphs(specs):
     assert broken(lambda wf: wf["links"][0].__setitem__(5, "IMAGE"))
     first_input = lambda wf: next(i for n in wf["nodes"] for i in n.get("inputs", []) if i.get("link"))  # noqa: E731
     assert broken(lambda wf: first_input(wf).update(link=None))
+
+
+def test_cpu_demo_workflow_uses_the_demo_models_own_settings(specs):
+    """Size, length, prompt and sampler settings as the demo checkpoint's metadata says
+    the model was trained to generate (jova_core.demo reads the same metadata)."""
+    table, _, _ = specs
+    core = lambda name: sys.modules[f"{harness.PACK_NAME}.jova_core.{name}"]  # noqa: E731
+    workflow = json.loads((REPO / "workflows" / "jova_cpu_demo.json").read_text())
+    prompt = to_api_prompt(workflow, table)
+    by_type = {}
+    for entry in prompt.values():
+        by_type.setdefault(entry["class_type"], []).append(entry["inputs"])
+    settings = core("demo").load_demo_settings()
+    latent = by_type["JoVAEmptyLatent"][0]
+    geometry = sys.modules[harness.PACK_NAME + ".nodes.latent"].clip_geometry(
+        core("demo").load_demo_model().config, latent["width"], latent["height"], latent["seconds"], latent["fps"])
+    assert (geometry.width, geometry.height, geometry.frames, geometry.fps) == \
+        (settings.width, settings.height, settings.num_frames, settings.fps)
+    assert geometry.audio_shape[-1] == settings.audio_latent_frames
+    sampler = by_type["JoVASampler"][0]
+    assert (sampler["steps"], sampler["sampler"], sampler["shift"], sampler["cfg_video"], sampler["cfg_audio"]) == \
+        (settings.steps, settings.sampler, settings.shift, settings.cfg_video, settings.cfg_audio)
+    positive = next(t for t in by_type["JoVATextEncode"] if t["transcript"])
+    assert core("text").format_prompt(positive["video_caption"], positive["audio_caption"], positive["transcript"]) == \
+        core("demo").demo_prompt(positive["transcript"], settings)
