@@ -62,6 +62,8 @@ def test_manifest_converts_to_exact_jova_parameter_set(name, dims):
         assert numel(video) == numel(manifest_state_dict(WAN_13B).values())
     else:
         assert (config.audio_in_channels, config.audio_patch_size, config.audio_rope) == (20, (1, 1), "aligned")
+        # every source tensor is used as is in the video branch
+        assert {id(v) for v in source.values()} <= {id(v) for v in tensors.values()}
     assert config.preset == ("wan2.1-1.3b" if name == WAN_13B else "custom")
 
 
