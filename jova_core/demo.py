@@ -32,8 +32,8 @@ class DemoSettings:
 
     height: int = 128
     width: int = 128
-    fps: float = 32.0
-    num_frames: int = 65
+    fps: float = 24.0
+    num_frames: int = 49
     audio_latent_frames: int = 63
     video_caption: str = ""
     # "{syllables}" is replaced by the transcript's syllable count.

@@ -18,6 +18,9 @@ class TrainConfig:
     # Folder of clips (MP4 with sound) and the captions file (JSON or CSV) naming them.
     data_dir: str = ""
     captions: str = "captions.json"
+    # Instead of a folder: clips made on the fly by jova_core.train.synthetic, e.g.
+    # {"clips": 320, "seconds": 2.0417, "fps": 24, "size": 128, "first_seed": 0}.
+    synthetic: dict = field(default_factory=dict)
     # Where preprocessed latents / text embeddings / mouth masks are kept (resumable).
     cache_dir: str = "cache"
     # Checkpoints, logs and the final transformer go here.

@@ -100,6 +100,46 @@ def _is_current(path: str, fingerprint: str, stamp: str) -> bool:
     return meta.get("encoder") == fingerprint and meta.get("source") == stamp
 
 
+@dataclass(frozen=True)
+class CacheItem:
+    """One thing to cache: its cache file, a stamp of its source (redo when it changes),
+    and how to make its tensors."""
+
+    path: str
+    stamp: str
+    make: Callable[[], dict[str, torch.Tensor]]
+
+
+def cache_items(
+    items: list[CacheItem],
+    cache_dir: str,
+    fingerprint: str,
+    progress: Callable[[int, int], None] | None = None,
+    show_progress: bool = True,
+) -> tuple[list[str], int]:
+    """Write every item whose cache file is missing, stale or broken; returns (cache file
+    per item, how many were made this time) and writes the cache index.
+
+    `progress(done, total)` is called after each item; raise from it to interrupt (what
+    was finished stays cached).
+    """
+    from tqdm.auto import tqdm
+
+    os.makedirs(cache_dir, exist_ok=True)
+    made = 0
+    for i, item in enumerate(tqdm(items, desc="caching clips", disable=not show_progress)):
+        if not _is_current(item.path, fingerprint, item.stamp):
+            tensors = {k: v.detach().contiguous().cpu() for k, v in item.make().items()}
+            save_file(tensors, item.path + ".partial", metadata={"encoder": fingerprint, "source": item.stamp})
+            os.replace(item.path + ".partial", item.path)  # atomic: a killed run never leaves a half file
+            made += 1
+        if progress is not None:
+            progress(i + 1, len(items))
+    paths = [item.path for item in items]
+    write_index(cache_dir, paths)
+    return paths, made
+
+
 def preprocess(
     entries: list[ClipEntry],
     data_dir: str,
@@ -108,30 +148,15 @@ def preprocess(
     progress: Callable[[int, int], None] | None = None,
     show_progress: bool = True,
 ) -> tuple[list[str], int]:
-    """Cache every clip; returns (cache file per entry, how many were encoded this time).
-
-    `progress(done, total)` is called after each clip; raise from it to interrupt (what
-    was finished stays cached).
-    """
-    from tqdm.auto import tqdm
-
-    os.makedirs(cache_dir, exist_ok=True)
-    paths, encoded = [], 0
-    for i, entry in enumerate(tqdm(entries, desc="caching clips", disable=not show_progress)):
+    """Cache every clip of a folder; returns (cache file per entry, how many were encoded now)."""
+    items = []
+    for entry in entries:
         clip = os.path.join(data_dir, entry.file)
         if not os.path.isfile(clip):
             raise FileNotFoundError(f"clip {clip} (listed in the captions) does not exist")
-        out, stamp = cache_path(cache_dir, entry), _source_stamp(clip, entry)
-        if not _is_current(out, encoder.fingerprint, stamp):
-            tensors = {k: v.detach().contiguous().cpu() for k, v in encoder.encode(clip, entry).items()}
-            save_file(tensors, out + ".partial", metadata={"encoder": encoder.fingerprint, "source": stamp})
-            os.replace(out + ".partial", out)  # atomic: a killed run never leaves a half file
-            encoded += 1
-        paths.append(out)
-        if progress is not None:
-            progress(i + 1, len(entries))
-    write_index(cache_dir, paths)
-    return paths, encoded
+        make = lambda clip=clip, entry=entry: encoder.encode(clip, entry)  # noqa: E731 (bind per entry)
+        items.append(CacheItem(cache_path(cache_dir, entry), _source_stamp(clip, entry), make))
+    return cache_items(items, cache_dir, encoder.fingerprint, progress, show_progress)
 
 
 INDEX_NAME = "index.json"

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
 
 from .config import TrainConfig
-from .data import CachedClips, ClipEntry, preprocess, read_captions, read_index
+from .data import CacheItem, CachedClips, ClipEntry, cache_items, preprocess, read_captions, read_index
 
 
 def build_text_encoder(cfg: TrainConfig, text_dim: int, text_len: int):
@@ -84,10 +85,35 @@ class LatentClipEncoder:
         }
 
 
+SYNTHETIC_KEYS = {"clips", "seconds", "fps", "size", "first_seed"}
+
+
+def synthetic_items(cfg: TrainConfig, encoder: LatentClipEncoder) -> list[CacheItem]:
+    """Cache items for recipe.synthetic: talking-astronaut clips by seed, never written as MP4."""
+    from . import synthetic
+
+    spec = dict(cfg.synthetic)
+    unknown = set(spec) - SYNTHETIC_KEYS
+    if unknown or "clips" not in spec:
+        raise ValueError(f"synthetic needs 'clips' and takes only {sorted(SYNTHETIC_KEYS)}; got {sorted(spec)}")
+    first = int(spec.pop("first_seed", 0))
+    count = int(spec.pop("clips"))
+    items = []
+    for seed in range(first, first + count):
+        def make(seed=seed):
+            clip = synthetic.make_talking_clip(seed, **spec)
+            prompt = ClipEntry("", clip.video_caption, clip.audio_caption, clip.transcript).prompt
+            return encoder.encode_clip(clip.frames, clip.waveform, clip.sample_rate, clip.fps, prompt, f"synthetic clip {seed}")
+
+        stamp = json.dumps({"synthetic": seed, **spec}, sort_keys=True)
+        items.append(CacheItem(os.path.join(cfg.cache_dir, f"synthetic_{seed:06d}.safetensors"), stamp, make))
+    return items
+
+
 def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) -> CachedClips:
-    """Cache cfg.data_dir's clips (skipping those already cached) and return the dataset;
-    with no data_dir, the dataset the cache index lists."""
-    if not cfg.data_dir:
+    """Cache the recipe's clips (cfg.data_dir, or cfg.synthetic; skipping those already
+    cached) and return the dataset; with neither, the dataset the cache index lists."""
+    if not cfg.data_dir and not cfg.synthetic:
         return CachedClips(read_index(cfg.cache_dir))
     from ..config import preset_config
 
@@ -100,6 +126,12 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
     video_codec, audio_codec = build_codecs(cfg)
     files = "|".join(os.path.basename(f) for f in (cfg.video_codec, cfg.audio_codec, cfg.audio_vocoder))
     encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg, model_cfg.text_dim, model_cfg.text_len), files)
-    entries = read_captions(os.path.join(cfg.data_dir, cfg.captions))
-    paths, _ = preprocess(entries, cfg.data_dir, cfg.cache_dir, encoder, progress=progress, show_progress=show_progress)
+    if cfg.synthetic:
+        if cfg.data_dir:
+            raise ValueError("the recipe sets both data_dir and synthetic; choose one data source")
+        items = synthetic_items(cfg, encoder)
+        paths, _ = cache_items(items, cfg.cache_dir, encoder.fingerprint, progress, show_progress)
+    else:
+        entries = read_captions(os.path.join(cfg.data_dir, cfg.captions))
+        paths, _ = preprocess(entries, cfg.data_dir, cfg.cache_dir, encoder, progress=progress, show_progress=show_progress)
     return CachedClips(paths)
