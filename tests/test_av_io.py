@@ -37,8 +37,9 @@ def test_round_trip_streams_and_durations(tmp_path):
     duration = 25 / FPS
     assert abs(info.duration - duration) < 0.05
 
-    got, waveform, fps, rate = read_clip(path)
-    assert (fps, rate) == (FPS, 16_000)
+    clip = read_clip(path)
+    got, waveform, fps, rate = clip
+    assert (fps, rate) == (FPS, 16_000) and clip.frames is got and clip.waveform is waveform
     assert got.shape == (25, 48, 64, 3)
     # Odd sizes were padded by repeating the last row/column.
     padded = torch.cat([frames, frames[:, -1:]], 1)

@@ -80,7 +80,7 @@ class DemoVideoCodec(VideoCodec):
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        frames = self.as_batch(frames)
+        frames = self.as_batch(frames).cpu()
         batch = frames.shape[0]
         keyframes = frames[:, :: self.temporal_stride]  # causal: latent k <- pixel frame 4k
         t_lat = keyframes.shape[1]

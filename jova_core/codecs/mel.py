@@ -52,6 +52,7 @@ class MelFrontEnd(nn.Module):
         )
         self.register_buffer("mel_basis", fbank.T.contiguous(), persistent=False)
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        self._mel_inverse: torch.Tensor | None = None
 
     def num_frames(self, num_samples: int) -> int:
         pad = (self.config.n_fft - self.config.hop_length) // 2
@@ -84,8 +85,9 @@ class MelFrontEnd(nn.Module):
 
     def mel_to_linear(self, mel_magnitude: torch.Tensor) -> torch.Tensor:
         """Least-squares linear magnitude [B, n_freqs, T] for a mel magnitude [B, n_mels, T] (non-negative)."""
-        inverse = torch.linalg.pinv(self.mel_basis)  # [n_freqs, n_mels]
-        return torch.matmul(inverse, mel_magnitude).clamp(min=0.0)
+        if self._mel_inverse is None or self._mel_inverse.device != self.mel_basis.device:
+            self._mel_inverse = torch.linalg.pinv(self.mel_basis)  # [n_freqs, n_mels], computed once
+        return torch.matmul(self._mel_inverse, mel_magnitude).clamp(min=0.0)
 
     @property
     def frame_offset(self) -> int:

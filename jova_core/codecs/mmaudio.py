@@ -29,7 +29,7 @@ class MMAudioCodec(AudioCodec):
             )
         self.vae = vae
         self.vocoder = vocoder
-        self.mel = MelFrontEnd(mel)
+        self.mel = MelFrontEnd(mel).to(self.device)
         self.sample_rate = mel.sample_rate
         # The VAE halves the mel frame rate once.
         self.latent_rate = mel.sample_rate / (2 * mel.hop_length)

@@ -2,13 +2,13 @@
 
     write_mp4(path, frames, fps, waveform=None, sample_rate=None, overwrite=False, crf=18) -> path
     read_clip(path, fps=None, sample_rate=None, start=0.0, duration=None)
-        -> (frames [T,H,W,3] float 0..1, waveform [C,N] or None, fps, sample_rate)
+        -> Clip(frames [T,H,W,3] float 0..1, waveform [C,N] or None, fps, sample_rate)  (a named tuple)
     read_audio(path, sample_rate=None, start=0.0, duration=None) -> (waveform [C,N], sample_rate)
     probe_media(path) -> MediaInfo(duration, streams=[StreamInfo(kind, codec, ...)])
 """
 
 from .ffmpeg import MediaInfo, StreamInfo, probe_media
 from .mp4 import write_mp4
-from .read import read_audio, read_clip
+from .read import Clip, read_audio, read_clip
 
-__all__ = ["MediaInfo", "StreamInfo", "probe_media", "read_audio", "read_clip", "write_mp4"]
+__all__ = ["Clip", "MediaInfo", "StreamInfo", "probe_media", "read_audio", "read_clip", "write_mp4"]
