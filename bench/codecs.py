@@ -39,7 +39,7 @@ def random_state_dict(manifest: str, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def bench_audio(seconds: float) -> None:
-    from jova_core.codecs.bigvgan import vocoder_from_state_dict
+    from jova_core.codecs.bigvgan import vocode, vocoder_from_state_dict
     from jova_core.codecs.mmaudio import MMAudioCodec
     from jova_core.codecs.mmaudio_vae import mmaudio_vae_from_state_dict
     from jova_core.codecs.signals import syllables
@@ -55,9 +55,17 @@ def bench_audio(seconds: float) -> None:
     start = time.perf_counter()
     decoded = codec.decode(latents)
     decode_s = time.perf_counter() - start
+    with torch.no_grad():
+        start = time.perf_counter()
+        log_mel = codec.vae.vae.decode(latents)
+        vae_s = time.perf_counter() - start
+        start = time.perf_counter()
+        vocode(codec.vocoder, log_mel)
+        vocoder_s = time.perf_counter() - start
     audio_s = decoded.shape[-1] / codec.sample_rate
     print(f"[audio] MMAudio 16k VAE + BigVGAN 16k, real size, {torch.get_num_threads()} threads, {audio_s:.2f} s of audio")
     print(f"[audio] decode (VAE + vocoder): {audio_s / decode_s:.2f} s of audio per wall second ({decode_s:.2f} s)")
+    print(f"[audio]   of which VAE decode {vae_s:.2f} s, vocoder {vocoder_s:.2f} s (timed again separately)")
     print(f"[audio] encode (mel + VAE):     {seconds / encode_s:.2f} s of audio per wall second ({encode_s:.2f} s)")
 
 
@@ -110,6 +118,7 @@ def bench_demo() -> None:
     video, audio = DemoVideoCodec(), DemoAudioCodec()
     frames = torch.rand(1, 73, 128, 128, 3)
     wave = syllables(3.0)
+    audio.decode(audio.encode(wave[:, :8000], 16_000))  # warm-up (first FFT plans, mel inverse)
     start = time.perf_counter()
     video.decode(video.encode(frames))
     video_s = time.perf_counter() - start
