@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    write_mp4(args.out, clip.frames, clip.fps, clip.waveform, clip.sample_rate)
+    write_mp4(args.out, clip.frames, clip.fps, clip.waveform, clip.sample_rate, overwrite=args.overwrite)
     print(f"wrote {args.out}: {clip.frames.shape[0]} frames at {clip.fps:g} fps, "
           f"{clip.waveform.shape[-1] / clip.sample_rate:.2f} s of audio; prompt: {clip.prompt}")
     return 0

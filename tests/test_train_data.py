@@ -55,3 +55,32 @@ def test_synthetic_recipe_caches_once_and_trains_through_the_cli(tmp_path, capsy
     assert load_native(str(final)).config.text_dim == 16
     meta = read_metadata(str(final))
     assert json.loads(meta["jova_demo"]) == {"fps": 24.0} and meta["trained_steps"] == "2"
+
+
+def test_a_folder_of_mp4_clips_caches_like_the_clips_in_memory(tmp_path):
+    from jova_core.codecs.demo import DemoVideoCodec
+    from jova_core.io import write_mp4
+    from jova_core.train.synthetic import make_talking_clip
+
+    clips = [make_talking_clip(seed, seconds=0.21, fps=24.0, size=64) for seed in (5, 6)]
+    data = tmp_path / "clips"
+    data.mkdir()
+    captions = []
+    for i, clip in enumerate(clips):
+        write_mp4(str(data / f"c{i}.mp4"), clip.frames, clip.fps, clip.waveform, clip.sample_rate)
+        captions.append({"file": f"c{i}.mp4", "video_caption": clip.video_caption,
+                         "audio_caption": clip.audio_caption, "transcript": clip.transcript})
+    (data / "captions.json").write_text(json.dumps(captions))
+    cfg = TrainConfig(data_dir=str(data), cache_dir=str(tmp_path / "cache"), preset="tiny", model_overrides=TINY)
+    batch = cached_dataset(cfg, show_progress=False).batch([0, 1])
+    codec = DemoVideoCodec()
+    direct = [codec.encode(c.frames[None])[0] for c in clips]
+    assert batch["video"][0].shape == direct[0].shape
+    # Only the MP4's lossy compression (4:2:0 chroma, CRF 18) separates them: each cached
+    # clip is far closer to its own in-memory encoding than to the other clip's.
+    for i in range(2):
+        own = (batch["video"][i] - direct[i]).abs().mean()
+        other = (batch["video"][i] - direct[1 - i]).abs().mean()
+        assert own < 0.15 * direct[i].abs().mean() and own < 0.5 * other
+    assert batch["fps"][0].item() == pytest.approx(24.0)
+    assert batch["mouth_mask"][0].sum() > 0

@@ -61,6 +61,8 @@ class LatentClipEncoder:
         from ..io import read_clip
 
         clip = read_clip(clip_path)
+        if clip.waveform is None:
+            raise ValueError(f"{clip_path} has no audio stream; JoVA trains on clips with sound")
         return self.encode_clip(clip.frames, clip.waveform, clip.sample_rate, clip.fps, entry.prompt, clip_path)
 
     def encode_clip(self, frames, waveform, sample_rate: int, fps: float, prompt: str, name: str = "clip") -> dict[str, torch.Tensor]:
