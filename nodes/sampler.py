@@ -10,7 +10,7 @@ from comfy_api.latest import io, ui
 from PIL import Image
 
 from ..jova_core.sampling import MODES, SOLVERS, sample
-from ..jova_core.sampling.modes import ABSENT, GIVEN
+from ..jova_core.sampling.modes import ABSENT, GENERATE, GIVEN
 from .codecs import on_device, pick_video_codec
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVAVideoCodec
 
@@ -133,8 +133,7 @@ class JoVASampler(io.ComfyNode):
             audio_latents = audio_latents[:1].expand(audio_shape[0], -1, -1)  # one driving track for the batch
             notes += [note] if note else []
 
-        total_steps = steps
-        bar = comfy.utils.ProgressBar(total_steps)
+        bar = comfy.utils.ProgressBar(steps)
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -148,8 +147,8 @@ class JoVASampler(io.ComfyNode):
                 negative_video=conditioning_tensor(negative, "negative"),
                 negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio"),
                 mode=mode,
-                video_shape=video_shape if roles.video not in (ABSENT, GIVEN) else None,
-                audio_shape=audio_shape if roles.audio not in (ABSENT, GIVEN) else None,
+                video_shape=video_shape if roles.video == GENERATE else None,
+                audio_shape=audio_shape if roles.audio == GENERATE else None,
                 video_latents=video_latents, audio_latents=audio_latents, reference=reference,
                 steps=steps, sampler=sampler, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio,
                 seed=seed, fps=fps, callback=on_step,
