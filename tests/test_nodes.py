@@ -365,6 +365,26 @@ def test_audio_driven_and_image_driven_modes(env):
                                   reference_image=image, **{**SAMPLER_DEFAULTS, "mode": "i2va"})
 
 
+def test_single_modality_and_video_to_audio_modes(env):
+    handle = tiny_handle(env)
+    positive = encode(env, demo_text(env, handle.transformer))
+    latent = empty_latent(env, handle)
+    one_step = {**SAMPLER_DEFAULTS, "steps": 1}
+    t2a = run_node(env.n.JoVASampler, model=handle, positive=positive, negative=positive, latent=latent,
+                   **{**one_step, "mode": "t2a"})[0]
+    assert t2a["jova_video_absent"] and not t2a["jova_audio_absent"]
+    assert torch.equal(t2a["samples"], latent["samples"]) and not torch.equal(t2a["jova_audio"], latent["jova_audio"])
+
+    video_codec = env.core("codecs.demo").DemoVideoCodec()
+    frames = torch.rand(latent["jova_frames"] + 3, 64, 64, 3)  # longer than the clip: cut to it
+    v2a = run_node(env.n.JoVASampler, model=handle, positive=positive, negative=positive, latent=latent,
+                   video=frames, video_codec=video_codec, **{**one_step, "mode": "v2a"})[0]
+    assert torch.equal(v2a["samples"], video_codec.encode(frames[None, : latent["jova_frames"]]))
+    with pytest.raises(ValueError, match="frames"):
+        env.n.JoVASampler.execute(model=handle, positive=positive, negative=positive, latent=latent,
+                                  video=frames[:2], video_codec=video_codec, **{**one_step, "mode": "v2a"})
+
+
 def test_fit_frames_crops_to_aspect_then_resizes(env):
     image = torch.zeros(1, 100, 200, 3)
     image[:, :, 50:150] = 1.0  # a white centre square of the wide image
