@@ -61,7 +61,7 @@ class TrainConfig:
     lora_rank: int = 0
     lora_alpha: float = 0.0  # 0 = same as the rank
     gradient_checkpointing: bool = False
-    # "no" (float32) or "bf16" autocast; passed to accelerate.
+    # "no" (float32) or "bf16" autocast (weights and optimizer stay float32).
     mixed_precision: str = "no"
     seed: int = 0
 

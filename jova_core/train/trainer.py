@@ -110,7 +110,10 @@ def train(
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    # Autocast is ours (below), not accelerate's: its setting is process-wide and fixed at
+    # first use, while a recipe's is per run.
+    accelerator = Accelerator()
+    autocast_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else None
     world, rank = accelerator.num_processes, accelerator.process_index
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must divide by the number of processes ({world})")
@@ -151,7 +154,7 @@ def train(
         mine = list(range(rank * micro, (rank + 1) * micro))  # positions in the global batch
         batch = {k: v.to(accelerator.device) for k, v in dataset.batch([indices[p] for p in mine]).items()}
         noise = draw_noise(batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout)
-        with accelerator.autocast():
+        with torch.autocast(accelerator.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss_v, loss_a = flow_losses(model, batch, noise, cfg.mouth_weight)
             loss = loss_v + cfg.audio_loss_weight * loss_a
         accelerator.backward(loss)
