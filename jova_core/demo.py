@@ -44,6 +44,9 @@ class DemoSettings:
     cfg_video: float = 3.0
     cfg_audio: float = 3.0
     max_syllables: int = 10
+    # The reference image: frame 0 of jova_core.train.synthetic's clip with this seed
+    # (mouth closed); the model was trained to animate its first frame ("i2va").
+    reference_seed: int = 0
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> "DemoSettings":
@@ -101,6 +104,16 @@ def demo_prompt(transcript: str, settings: DemoSettings) -> str:
     return format_prompt(settings.video_caption, settings.audio_caption.replace("{syllables}", str(count)), transcript)
 
 
+def reference_frame(settings: DemoSettings) -> torch.Tensor:
+    """The demo's reference image [H, W, 3] 0..1 (see DemoSettings.reference_seed)."""
+    from .train.synthetic import make_talking_clip
+
+    if settings.height != settings.width:
+        raise ValueError("the demo's synthetic reference frames are square")
+    clip = make_talking_clip(settings.reference_seed, seconds=1.0 / settings.fps, fps=settings.fps, size=settings.height)
+    return clip.frames[0]
+
+
 def generate_demo(
     transcript: str = DEFAULT_TRANSCRIPT,
     seed: int = 0,
@@ -126,7 +139,8 @@ def generate_demo(
             model,
             text=encoder(prompt),
             negative_video=encoder(""),  # the empty prompt: what caption dropout trained
-            mode="t2va",
+            mode="i2va",
+            reference=video_codec.encode(reference_frame(settings)[None, None]),
             video_shape=video_shape,
             audio_shape=(1, audio_codec.latent_channels, settings.audio_latent_frames),
             steps=steps or settings.steps,

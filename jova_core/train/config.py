@@ -48,6 +48,10 @@ class TrainConfig:
     # Fraction of samples trained with the text replaced by zeros (the "no prompt" input
     # that classifier-free guidance contrasts with; the demo text encoder's empty prompt).
     caption_dropout: float = 0.0
+    # Fraction of samples given their own first latent frame as the reference image
+    # (image-to-video+audio training; needs a model with video_condition_channels). The
+    # others get zero condition channels (text-to-video+audio).
+    reference_probability: float = 0.0
 
     # -- optimisation ----------------------------------------------------------------
     steps: int = 1000
@@ -83,6 +87,8 @@ class TrainConfig:
             raise ValueError("mouth_weight must be >= 0")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise ValueError("caption_dropout must be in [0, 1)")
+        if not 0.0 <= self.reference_probability <= 1.0:
+            raise ValueError("reference_probability must be in [0, 1]")
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> "TrainConfig":

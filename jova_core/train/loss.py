@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..mouth.loss import mouth_weighted_flow_loss
+from ..sampling.modes import reference_condition
 from ..sampling.schedule import add_noise, shift_sigma, timesteps_from_sigma, velocity_target
 
 
@@ -27,24 +28,41 @@ class FlowNoise:
     sigma_video: torch.Tensor  # [B], already shifted
     sigma_audio: torch.Tensor  # [B]
     drop_text: torch.Tensor  # [B] bool: train this sample without its prompt (zeros)
+    use_reference: torch.Tensor  # [B] bool: condition this sample on its first latent frame
 
 
-def draw_noise(batch: dict[str, torch.Tensor], seeds: list[int], shift: float, caption_dropout: float = 0.0) -> FlowNoise:
+def draw_noise(
+    batch: dict[str, torch.Tensor], seeds: list[int], shift: float, caption_dropout: float = 0.0, reference_probability: float = 0.0
+) -> FlowNoise:
     """Noise for each sample from its own seed, so a sample gets the same draw whichever
     process (and whichever position in a per-process batch) it lands on."""
-    parts: dict[str, list[torch.Tensor]] = {"video": [], "audio": [], "sv": [], "sa": [], "drop": []}
+    parts: dict[str, list[torch.Tensor]] = {"video": [], "audio": [], "sv": [], "sa": [], "drop": [], "ref": []}
     for i, seed in enumerate(seeds):
         g = torch.Generator().manual_seed(seed)
-        u = torch.rand(3, generator=g, dtype=torch.float64)
+        u = torch.rand(4, generator=g, dtype=torch.float64)
         parts["sv"].append(shift_sigma(u[0], shift))
         parts["sa"].append(shift_sigma(u[1], shift))
         parts["drop"].append(u[2] < caption_dropout)
+        parts["ref"].append(u[3] < reference_probability)
         parts["video"].append(torch.randn(batch["video"][i].shape, generator=g))
         parts["audio"].append(torch.randn(batch["audio"][i].shape, generator=g))
     return FlowNoise(
         torch.stack(parts["video"]), torch.stack(parts["audio"]),
         torch.stack(parts["sv"]).float(), torch.stack(parts["sa"]).float(), torch.stack(parts["drop"]),
+        torch.stack(parts["ref"]),
     )
+
+
+def _reference_channels(model, video: torch.Tensor, use: torch.Tensor) -> torch.Tensor | None:
+    """The model's condition channels: each chosen sample's own first latent frame as its
+    reference (built by the sampler's own reference_condition), zeros for the others."""
+    channels = getattr(model, "module", model).config.video_condition_channels
+    if not use.any():
+        return None
+    if not channels:
+        raise ValueError("reference_probability > 0 needs a model with video_condition_channels (e.g. 20)")
+    condition = reference_condition(video[:, :, :1], tuple(video.shape), channels)
+    return condition * use.view(-1, 1, 1, 1, 1).to(condition.dtype)
 
 
 def flow_losses(
@@ -70,12 +88,14 @@ def flow_losses(
     text = batch["text"]
     if noise.drop_text.any():
         text = torch.where(noise.drop_text.to(device).view(-1, 1, 1), torch.zeros_like(text), text)
+    reference = _reference_channels(model, video, noise.use_reference.to(device))
     pred_v, pred_a = model(
         video=add_noise(video, nv, sv),
         audio=add_noise(audio, na, sa),
         t_video=timesteps_from_sigma(sv).to(device),
         t_audio=timesteps_from_sigma(sa).to(device),
         text=text,
+        reference=reference,
         fps=float(fps[0]),
     )
     target_v, target_a = velocity_target(video, nv), velocity_target(audio, na)

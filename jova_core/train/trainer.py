@@ -145,15 +145,14 @@ def train(
     model.gradient_checkpointing = cfg.gradient_checkpointing
     model, optimizer = accelerator.prepare(model, optimizer)
     result = TrainResult(last_checkpoint=resume_from)
-    metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.metadata.items()}
-    metadata["train_config"] = cfg.to_json()
+    metadata = _file_metadata(cfg, cfg.steps)
 
     bar = tqdm(total=cfg.steps, initial=start, desc="training", disable=not (show_progress and accelerator.is_main_process))
     for step in range(start, cfg.steps):
         indices = global_batch_indices(step, cfg.batch_size, len(dataset), cfg.seed)
         mine = list(range(rank * micro, (rank + 1) * micro))  # positions in the global batch
         batch = {k: v.to(accelerator.device) for k, v in dataset.batch([indices[p] for p in mine]).items()}
-        noise = draw_noise(batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout)
+        noise = draw_noise(batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout, cfg.reference_probability)
         with torch.autocast(accelerator.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss_v, loss_a = flow_losses(model, batch, noise, cfg.mouth_weight)
             loss = loss_v + cfg.audio_loss_weight * loss_a
@@ -181,11 +180,16 @@ def train(
     if cfg.steps > start or not os.path.exists(final_path):
         result.last_checkpoint = _save_checkpoint(accelerator, cfg, model, optimizer, schedule, cfg.steps, history_all, lora)
         if accelerator.is_main_process:
-            metadata["trained_steps"] = str(cfg.steps)
             save_native(accelerator.unwrap_model(model), lora, final_path, metadata)
     accelerator.wait_for_everyone()
     result.final_path = final_path
     return result
+
+
+def _file_metadata(cfg: TrainConfig, step: int) -> dict[str, str]:
+    """The recipe's extra metadata (JSON-encoded where not a string), the recipe, the step."""
+    metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in cfg.metadata.items()}
+    return {**metadata, "train_config": cfg.to_json(), "trained_steps": str(step)}
 
 
 def _save_checkpoint(accelerator, cfg, model, optimizer, schedule, step, history, lora) -> str:
@@ -194,7 +198,7 @@ def _save_checkpoint(accelerator, cfg, model, optimizer, schedule, step, history
     if accelerator.is_main_process:
         os.makedirs(path, exist_ok=True)
         unwrapped = accelerator.unwrap_model(model)
-        save_native(unwrapped, lora, os.path.join(path, FINAL_NAME), {"trained_steps": str(step), "train_config": cfg.to_json()})
+        save_native(unwrapped, lora, os.path.join(path, FINAL_NAME), _file_metadata(cfg, step))
         if lora:
             save_file({k: v.contiguous() for k, v in adapter_state_dict(unwrapped).items()}, os.path.join(path, "lora.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, os.path.join(path, "optimizer.pt"))
