@@ -1,11 +1,11 @@
 """Weight-free demo codecs: same geometry as the real ones, transforms checked against scipy."""
 
-import math
 
 import numpy as np
 import scipy.fft
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as AF
 from skimage import data
 from skimage.transform import resize
 
@@ -87,7 +87,6 @@ def test_audio_geometry_and_projection_matches_scipy():
     np.testing.assert_allclose(latents[0].numpy(), expected, atol=1e-4)
     # Stereo 44.1 kHz input is mixed down and resampled to nearly the same latents.
     stereo = torch.cat([wave, wave])
-    import torchaudio.functional as AF
     resampled = codec.encode(AF.resample(stereo, 16_000, 44_100), 44_100)
     assert (resampled - latents).abs().mean() < 0.1
 
