@@ -241,3 +241,34 @@ def test_gradient_checkpointing_gives_the_same_steps_and_bf16_autocast_runs(tmp_
     assert bf16.history[-1]["loss"] == pytest.approx(plain.history[-1]["loss"], rel=0.05)
     assert bf16.history[-1]["loss"] != plain.history[-1]["loss"]
     assert load_native(bf16.final_path).video.head.head.weight.dtype == torch.float32
+
+
+def test_reference_training_feeds_each_sample_its_own_first_frame(tmp_path):
+    from jova_core.sampling.modes import reference_condition
+
+    paths = write_random_cache(str(tmp_path / "cache"))
+    batch = CachedClips(paths).batch([0, 1])
+    model = build_model(recipe(tmp_path, model_overrides={**TINY, "video_condition_channels": 20}))
+    torch.nn.init.normal_(model.video.head.head.weight, std=0.1)
+    noise = draw_noise(batch, [1, 2], shift=3.0, reference_probability=1.0)
+    assert noise.use_reference.all()
+    half = FlowNoise(noise.video, noise.audio, noise.sigma_video, noise.sigma_audio, noise.drop_text,
+                     torch.tensor([True, False]))
+    with torch.no_grad():
+        loss_ref, _ = flow_losses(model, batch, noise, mouth_weight=0.0)
+        loss_half, _ = flow_losses(model, batch, half, mouth_weight=0.0)
+        sv = noise.sigma_video.view(-1, 1, 1, 1, 1)
+        x_t = (1 - sv) * batch["video"] + sv * noise.video
+        a_t = (1 - noise.sigma_audio.view(-1, 1, 1)) * batch["audio"] + noise.sigma_audio.view(-1, 1, 1) * noise.audio
+        cond = reference_condition(batch["video"][:, :, :1], tuple(batch["video"].shape), 20)
+        pv, _ = model(video=x_t, audio=a_t, t_video=noise.sigma_video * 1000, t_audio=noise.sigma_audio * 1000,
+                      text=batch["text"], reference=cond, fps=8.0)
+        cond[1] = 0  # the second sample trains without a reference
+        pv_half, _ = model(video=x_t, audio=a_t, t_video=noise.sigma_video * 1000, t_audio=noise.sigma_audio * 1000,
+                           text=batch["text"], reference=cond, fps=8.0)
+    torch.testing.assert_close(loss_ref, F.mse_loss(pv, noise.video - batch["video"]), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(loss_half, F.mse_loss(pv_half, noise.video - batch["video"]), rtol=1e-5, atol=1e-7)
+    assert loss_ref != loss_half
+    plain = build_model(recipe(tmp_path))
+    with pytest.raises(ValueError, match="video_condition_channels"):
+        flow_losses(plain, batch, noise, mouth_weight=0.0)
