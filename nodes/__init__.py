@@ -2,7 +2,13 @@
 
 from .decode import JoVADecode
 from .latent import JoVAEmptyLatent
-from .loaders import JoVAAudioCodecLoader, JoVAModelLoader, JoVATextEncoderLoader, JoVAVideoCodecLoader
+from .loaders import (
+    JoVAAudioCodecLoader,
+    JoVADemoReferenceImage,
+    JoVAModelLoader,
+    JoVATextEncoderLoader,
+    JoVAVideoCodecLoader,
+)
 from .mouth import JoVAMouthMaskPreview
 from .mux import JoVAMux
 from .sampler import JoVASampler
@@ -13,6 +19,7 @@ NODES = (
     JoVAAudioCodecLoader,
     JoVAVideoCodecLoader,
     JoVATextEncoderLoader,
+    JoVADemoReferenceImage,
     JoVATextEncode,
     JoVAEmptyLatent,
     JoVASampler,

@@ -15,7 +15,7 @@ from diffusers.hooks import apply_layerwise_casting
 from ..jova_core.checkpoint import load_transformer
 from ..jova_core.codecs import load_audio_codec, load_video_codec
 from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
-from ..jova_core.demo import load_demo_model
+from ..jova_core.demo import load_demo_model, load_demo_settings, reference_frame
 from ..jova_core.model.attention import BACKENDS
 from ..jova_core.text_demo import DemoTextEncoder
 from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
@@ -185,3 +185,20 @@ class JoVATextEncoderLoader(io.ComfyNode):
     def execute(cls, model, encoder: str) -> io.NodeOutput:
         config = model.config
         return io.NodeOutput(DemoTextEncoder(config.text_dim, config.text_len))
+
+
+class JoVADemoReferenceImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVADemoReferenceImage",
+            display_name="JoVA Demo Reference Image",
+            category=CATEGORY,
+            description="The first frame the CPU demo model animates (image -> video + audio): its synthetic astronaut.",
+            inputs=[],
+            outputs=[io.Image.Output("image")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(reference_frame(load_demo_settings())[None].float().clamp(0, 1))

@@ -102,7 +102,7 @@ def test_entrypoint_lists_every_node_once(env):
     nodes = harness.node_list(env.pack)
     assert nodes == list(env.n.NODES)
     ids = [cls.GET_SCHEMA().node_id for cls in nodes]
-    assert len(ids) == len(set(ids)) == 10
+    assert len(ids) == len(set(ids)) == 11
     for cls in nodes:
         schema = cls.GET_SCHEMA()
         assert schema.category == "JoVA" and schema.display_name.startswith("JoVA ")
@@ -149,7 +149,7 @@ def test_pack_loads_like_comfyui_in_a_clean_process(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env=env_vars, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "10 [] []", done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "11 [] []", done.stdout
 
 
 def test_model_loader_reads_native_files_and_names_wrong_ones(env):
@@ -390,6 +390,32 @@ def test_fit_frames_crops_to_aspect_then_resizes(env):
     image[:, :, 50:150] = 1.0  # a white centre square of the wide image
     out = env.n.sampler.fit_frames(image, 32, 32)
     assert out.shape == (1, 32, 32, 3) and torch.allclose(out, torch.ones_like(out))
+
+
+def test_demo_graph_reproduces_jova_core_demo(env):
+    """The CPU-demo workflow's node graph gives exactly what `python -m jova_core demo` gives."""
+    n, demo = env.n, env.core("demo")
+    settings = demo.load_demo_settings()
+    model = run_node(n.JoVAModelLoader, model_name=n.loaders.DEMO_MODEL, weight_dtype="fp32", attention="sdpa",
+                     offload="whole model", blocks_on_gpu=0)[0]
+    encoder = run_node(n.JoVATextEncoderLoader, model=model, encoder=env.core("text_demo").DemoTextEncoder.name)[0]
+    positive = run_node(n.JoVATextEncode, text_encoder=encoder, video_caption=settings.video_caption,
+                        audio_caption=settings.audio_caption.replace("{syllables}", "2"), transcript="ba ma")[0]
+    negative = encode(env, encoder, "", "", "")
+    latent = run_node(n.JoVAEmptyLatent, model=model, width=settings.width, height=settings.height, seconds=2.05,
+                      fps=settings.fps, batch_size=1)[0]
+    reference = run_node(n.JoVADemoReferenceImage)[0]
+    video_codec = run_node(n.JoVAVideoCodecLoader, codec_name=n.loaders.DEMO_CODEC)[0]
+    audio_codec = run_node(n.JoVAAudioCodecLoader, vae_name=n.loaders.DEMO_CODEC, vocoder_name=n.loaders.NO_VOCODER)[0]
+    out = run_node(n.JoVASampler, model=model, positive=positive, negative=negative, latent=latent, seed=3, steps=2,
+                   sampler=settings.sampler, shift=settings.shift, cfg_video=settings.cfg_video,
+                   cfg_audio=settings.cfg_audio, mode="i2va", reference_image=reference, video_codec=video_codec)[0]
+    images, audio, fps = run_node(n.JoVADecode, latent=out, audio_codec=audio_codec, video_codec=video_codec,
+                                  tiled=False).args
+    clip = demo.generate_demo("ba ma", seed=3, steps=2)
+    assert fps == clip.fps and images.shape == clip.frames.shape
+    assert torch.allclose(images, clip.frames, atol=1e-5)
+    assert torch.allclose(audio["waveform"][0], clip.waveform[..., : audio["waveform"].shape[-1]], atol=1e-5)
 
 
 # -- decoding and muxing --------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
     data = json.loads(recipe(tmp_path, output_dir=str(tmp_path / "ddp")).to_json())
     config_file.write_text(json.dumps(data))
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "jova_core", "train", str(config_file), "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]

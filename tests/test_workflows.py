@@ -330,6 +330,8 @@ def test_cpu_demo_workflow_uses_the_demo_models_own_settings(specs):
     sampler = by_type["JoVASampler"][0]
     assert (sampler["steps"], sampler["sampler"], sampler["shift"], sampler["cfg_video"], sampler["cfg_audio"]) == \
         (settings.steps, settings.sampler, settings.shift, settings.cfg_video, settings.cfg_audio)
+    # The demo model animates its reference frame (as jova_core.demo.generate_demo does).
+    assert sampler["mode"] == "i2va" and prompt[sampler["reference_image"][0]]["class_type"] == "JoVADemoReferenceImage"
     positive = next(t for t in by_type["JoVATextEncode"] if t["transcript"])
     assert core("text").format_prompt(positive["video_caption"], positive["audio_caption"], positive["transcript"]) == \
         core("demo").demo_prompt(positive["transcript"], settings)
