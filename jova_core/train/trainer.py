@@ -103,8 +103,8 @@ def train(
 ) -> TrainResult:
     """Run (or continue) training as `cfg` says.
 
-    dataset: the cached clips; None preprocesses cfg.data_dir (or, when cfg.data_dir is
-    empty, reads the cache index in cfg.cache_dir). callback(step, total, row) runs after
+    dataset: the cached clips; None caches the recipe's clips first (cfg.data_dir or
+    cfg.synthetic; with neither, the cache index in cfg.cache_dir is read). callback(step, total, row) runs after
     every step; raise from it to stop (the last checkpoint stays usable).
     """
     from accelerate import Accelerator
