@@ -86,7 +86,7 @@ CORE_NODES: dict[str, NodeSpec] = {
     "LoadImage": NodeSpec([_combo("image", FILES, extra_values=1)], ["IMAGE", "MASK"]),
     "LoadAudio": NodeSpec([_combo("audio", FILES, extra_values=2)], ["AUDIO"]),
     "LoadVideo": NodeSpec([_combo("file", FILES, extra_values=1)], ["VIDEO"]),
-    "PreviewImage": NodeSpec([InputSpec("images", "IMAGE")], []),
+    "PreviewImage": NodeSpec([InputSpec("images", "IMAGE")], ["IMAGE"]),  # inherits SaveImage's IMAGE output
     "PreviewAudio": NodeSpec([InputSpec("audio", "AUDIO")], ["AUDIO"]),
     "MaskToImage": NodeSpec([InputSpec("mask", "MASK")], ["IMAGE"]),
 }
