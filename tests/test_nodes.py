@@ -10,7 +10,6 @@ the written MP4, and the demo text encoder's own prompt parser.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import textwrap
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
 import pytest
 import torch
 
