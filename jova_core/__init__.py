@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 
+# Relative module names: inside ComfyUI this package is imported under the pack's name.
 _ENTRY_POINTS = {
-    "load_transformer": "jova_core.checkpoint",
-    "load_video_codec": "jova_core.codecs",
-    "load_audio_codec": "jova_core.codecs",
-    "JoVAConfig": "jova_core.config",
-    "preset_config": "jova_core.config",
-    "JoVATransformer": "jova_core.model.transformer",
+    "load_transformer": ".checkpoint",
+    "load_video_codec": ".codecs",
+    "load_audio_codec": ".codecs",
+    "JoVAConfig": ".config",
+    "preset_config": ".config",
+    "JoVATransformer": ".model.transformer",
 }
 
 __all__ = sorted(_ENTRY_POINTS)
@@ -24,5 +25,5 @@ __all__ = sorted(_ENTRY_POINTS)
 
 def __getattr__(name: str):
     if name in _ENTRY_POINTS:
-        return getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+        return getattr(importlib.import_module(_ENTRY_POINTS[name], __name__), name)
     raise AttributeError(f"module 'jova_core' has no attribute {name!r}")

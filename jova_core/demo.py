@@ -23,6 +23,9 @@ import torch
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 DEMO_CHECKPOINT = os.path.join(ASSETS, "jova_demo.safetensors")
+# The shipped checkpoint's reference frame, so that running the demo needs neither
+# scikit-image nor mediapipe (which the synthetic clip generator uses).
+DEMO_REFERENCE = os.path.join(ASSETS, "demo_reference.safetensors")
 DEFAULT_TRANSCRIPT = "ba ma da"
 
 
@@ -105,7 +108,24 @@ def demo_prompt(transcript: str, settings: DemoSettings) -> str:
 
 
 def reference_frame(settings: DemoSettings) -> torch.Tensor:
-    """The demo's reference image [H, W, 3] 0..1 (see DemoSettings.reference_seed)."""
+    """The demo's reference image [H, W, 3] 0..1 (see DemoSettings.reference_seed).
+
+    The shipped frame is read from DEMO_REFERENCE; a checkpoint trained with other
+    settings gets its frame from the synthetic generator (needs scikit-image + mediapipe).
+    """
+    from safetensors import safe_open
+
+    with safe_open(DEMO_REFERENCE, framework="pt") as f:
+        if f.metadata() == _reference_key(settings):
+            return f.get_tensor("frame")
+    return synthetic_reference_frame(settings)
+
+
+def _reference_key(settings: DemoSettings) -> dict[str, str]:
+    return {"reference_seed": str(settings.reference_seed), "size": f"{settings.height}x{settings.width}", "fps": str(settings.fps)}
+
+
+def synthetic_reference_frame(settings: DemoSettings) -> torch.Tensor:
     from .train.synthetic import make_talking_clip
 
     if settings.height != settings.width:

@@ -96,3 +96,13 @@ def test_demo_cli_writes_an_mp4_with_video_and_audio(tmp_path):
     assert abs(seconds - settings.num_frames / settings.fps) < 0.15
     # Never overwrites without being asked.
     assert main(["demo", "--out", str(out), "--steps", "2"]) == 1
+
+
+def test_shipped_reference_frame_is_the_synthetic_one():
+    """The demo reads its reference frame from a file so that it runs without scikit-image
+    or mediapipe; the file must be exactly what the generator makes for those settings."""
+    from jova_core import demo
+
+    settings = demo.load_demo_settings()
+    shipped = demo.reference_frame(settings)
+    assert torch.equal(shipped, demo.synthetic_reference_frame(settings))
