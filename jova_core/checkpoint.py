@@ -179,7 +179,7 @@ def check_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
         def show(items):
             return ", ".join(items[:8]) + (f" ... (+{len(items) - 8} more)" if len(items) > 8 else "")
 
-        lines = [f"{source} does not match the JoVA model it describes:"]
+        lines = [f"{source} does not match the model it describes:"]
         if missing:
             lines.append(f"  missing {len(missing)} keys: {show(missing)}")
         if unexpected:
