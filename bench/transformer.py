@@ -33,8 +33,9 @@ def median_seconds(*fns, repeats: int) -> list[float]:
     for fn in fns:
         fn()  # warm-up
     times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, samples in zip(fns, times):
+    for round_ in range(repeats):
+        order = list(zip(fns, times))
+        for fn, samples in order if round_ % 2 == 0 else reversed(order):  # no first-mover bias
             start = time.perf_counter()
             fn()
             samples.append(time.perf_counter() - start)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .rope import apply_rope
 
@@ -32,8 +33,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
         return normed.type_as(x) * self.weight
 
 
@@ -95,7 +95,7 @@ class TokenStream(nn.Module):
 
     def qkv(self, x: torch.Tensor, mod, num_heads: int, dtype: torch.dtype):
         shift, scale = mod[0], mod[1]
-        h = (self.norm1(x) * (1 + scale) + shift).to(dtype)
+        h = torch.addcmul(shift, self.norm1(x), 1 + scale).to(dtype)
         attn = self.self_attn
         q = attn.norm_q(attn.q(h)).unflatten(-1, (num_heads, -1))
         k = attn.norm_k(attn.k(h)).unflatten(-1, (num_heads, -1))
@@ -104,11 +104,11 @@ class TokenStream(nn.Module):
 
     def finish(self, x, attn_out, mod, context, num_heads: int, attend, dtype: torch.dtype):
         """Residual update after the joint attention: output projection, text, FFN."""
-        x = x + self.self_attn.o(attn_out.flatten(2).to(dtype)).float() * mod[2]
+        x = torch.addcmul(x, self.self_attn.o(attn_out.flatten(2).to(dtype)).float(), mod[2])
         if context is not None:
             x = x + self.cross_attn(self.norm3(x).to(dtype), context, num_heads, attend).float()
-        h = (self.norm2(x) * (1 + mod[4]) + mod[3]).to(dtype)
-        return x + self.ffn(h).float() * mod[5]
+        h = torch.addcmul(mod[3], self.norm2(x), 1 + mod[4]).to(dtype)
+        return torch.addcmul(x, self.ffn(h).float(), mod[5])
 
 
 @dataclass
@@ -151,9 +151,9 @@ class JoVABlock(nn.Module):
                 work.append((i, stream, part, mod))
                 qs.append(q), ks.append(k), vs.append(v)
         lengths = [q.shape[1] for q in qs]
-        q = apply_rope(torch.cat(qs, 1), cos, sin)
-        k = apply_rope(torch.cat(ks, 1), cos, sin)
-        out = attend(q, k, torch.cat(vs, 1)).split(lengths, dim=1)  # ONE joint attention
+        q = apply_rope(_join(qs), cos, sin)
+        k = apply_rope(_join(ks), cos, sin)
+        out = attend(q, k, _join(vs)).split(lengths, dim=1)  # ONE joint attention
 
         pieces: list[list[torch.Tensor]] = [[] for _ in branches]
         for (i, stream, part, mod), attn_out in zip(work, out):
@@ -161,4 +161,9 @@ class JoVABlock(nn.Module):
             pieces[i].append(
                 stream.finish(tokens[i][:, part], attn_out, mod, branch.context, self.num_heads, attend, dtype)
             )
-        return [torch.cat(p, dim=1) for p in pieces]
+        return [_join(p) for p in pieces]
+
+
+def _join(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate along the sequence; a lone part is returned as is (no copy)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
