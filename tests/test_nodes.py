@@ -9,7 +9,6 @@ the written MP4, and the demo text encoder's own prompt parser.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -18,22 +17,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from comfy_stubs import harness
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _harness():
-    name = "_jova_node_test_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "comfy_stubs" / "harness.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _harness()
 run_node = harness.run_node
 
 

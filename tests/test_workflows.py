@@ -10,29 +10,18 @@ every model file the loaders expect.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from comfy_stubs import harness
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 
 
-def _harness():
-    name = "_jova_node_test_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "comfy_stubs" / "harness.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _harness()
 
 # A combo whose options are the files in a models/ or input/ folder: any file name fits.
 FILES = "files"
