@@ -102,3 +102,18 @@ def test_bad_inputs(tmp_path):
         write_mp4(str(tmp_path / "x.mp4"), torch.rand(5, 8, 8), FPS)
     with pytest.raises(FileNotFoundError):
         read_clip(str(tmp_path / "missing.mp4"))
+
+
+def test_written_file_has_normal_permissions_and_a_bitrate_aac_can_carry(tmp_path, capfd):
+    from jova_core.io.mp4 import MAX_AUDIO_BITRATE, aac_bitrate
+
+    umask = os.umask(0o022)
+    try:
+        path = write_mp4(str(tmp_path / "clip.mp4"), moving_clip(9, 32, 32), FPS, syllables(1.0), 16_000)
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    assert "Too many bits" not in capfd.readouterr().err
+    # AAC's ceiling is 6144 bits per channel per 1024-sample frame
+    for rate, channels in ((16_000, 1), (44_100, 2), (8_000, 1)):
+        assert aac_bitrate(rate, channels) <= min(MAX_AUDIO_BITRATE, 6144 * rate * channels / 1024)

@@ -11,7 +11,21 @@ import numpy as np
 import torch
 
 DEFAULT_CRF = 18  # visually lossless-ish; the model's output, not the container, should limit quality
-AUDIO_BITRATE = "192k"
+MAX_AUDIO_BITRATE = 192_000
+
+
+def aac_bitrate(sample_rate: int, channels: int) -> int:
+    """192 kb/s, or less where AAC cannot spend that much: an AAC frame carries at most
+    6144 bits per channel per 1024 samples, so 16 kHz mono tops out at 96 kb/s (ffmpeg
+    would clamp with a warning); 4 bits per sample per channel stays well inside."""
+    return min(MAX_AUDIO_BITRATE, 4 * sample_rate * channels)
+
+
+def _readable_like_new_files(path: str) -> None:
+    """mkstemp makes 0600 files; give the finished file the mode open() would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def frames_to_uint8(frames) -> np.ndarray:
@@ -81,16 +95,18 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
     handle, partial = tempfile.mkstemp(suffix=".mp4", prefix=".partial-", dir=directory)
     os.close(handle)
     audio_path = None
+    bitrate = MAX_AUDIO_BITRATE
     try:
         if waveform is not None:
-            audio = fit_audio(waveform, round(num_frames / fps * sample_rate))
+            audio = fit_audio(waveform, round(num_frames / fps * sample_rate))  # [N, C]
+            bitrate = aac_bitrate(sample_rate, audio.shape[1])
             handle, audio_path = tempfile.mkstemp(suffix=".wav", prefix=".partial-", dir=directory)
             os.close(handle)
             write_wav(audio_path, audio, sample_rate)
         writer = imageio_ffmpeg.write_frames(
             partial, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
             macro_block_size=1, audio_path=audio_path, audio_codec="aac" if audio_path else None,
-            output_params=["-crf", str(crf), "-b:a", AUDIO_BITRATE, "-movflags", "+faststart"],
+            output_params=["-crf", str(crf), "-b:a", str(bitrate), "-movflags", "+faststart"],
         )
         writer.send(None)
         for frame in video:
@@ -98,6 +114,7 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
         writer.close()
         if os.path.exists(path) and not overwrite:  # appeared while we were encoding
             raise FileExistsError(f"{path} appeared while writing; pass overwrite=True to replace it")
+        _readable_like_new_files(partial)
         os.replace(partial, path)
     finally:
         for leftover in (partial, audio_path):
