@@ -13,8 +13,6 @@ block's streams, head); ``audio`` starts as a copy of ``video`` in the paper's r
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
@@ -266,4 +264,4 @@ class JoVATransformer(nn.Module):
 
 
 def num_parameters(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())
+    return sum(p.numel() for p in model.parameters())
