@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -252,8 +253,7 @@ def test_reference_training_feeds_each_sample_its_own_first_frame(tmp_path):
     torch.nn.init.normal_(model.video.head.head.weight, std=0.1)
     noise = draw_noise(batch, [1, 2], shift=3.0, reference_probability=1.0)
     assert noise.use_reference.all()
-    half = FlowNoise(noise.video, noise.audio, noise.sigma_video, noise.sigma_audio, noise.drop_text,
-                     torch.tensor([True, False]))
+    half = dataclasses.replace(noise, use_reference=torch.tensor([True, False]))
     with torch.no_grad():
         loss_ref, _ = flow_losses(model, batch, noise, mouth_weight=0.0)
         loss_half, _ = flow_losses(model, batch, half, mouth_weight=0.0)
@@ -272,3 +272,35 @@ def test_reference_training_feeds_each_sample_its_own_first_frame(tmp_path):
     plain = build_model(recipe(tmp_path))
     with pytest.raises(ValueError, match="video_condition_channels"):
         flow_losses(plain, batch, noise, mouth_weight=0.0)
+
+
+def test_clean_modality_samples_are_held_at_sigma_zero_and_add_no_loss(tmp_path):
+    paths = write_random_cache(str(tmp_path / "cache"))
+    batch = CachedClips(paths).batch([0, 1, 2, 3])
+    model = build_model(recipe(tmp_path))
+    torch.nn.init.normal_(model.audio.head.head.weight, std=0.1)
+    torch.nn.init.normal_(model.video.head.head.weight, std=0.1)
+    noise = draw_noise(batch, list(range(40, 44)), shift=3.0)
+    assert not noise.clean_audio.any() and not noise.clean_video.any()
+    audio_clean = dataclasses.replace(noise, clean_audio=torch.tensor([True, False, True, False]),
+                                      sigma_audio=torch.where(torch.tensor([True, False, True, False]), 0.0, noise.sigma_audio))
+    with torch.no_grad():
+        _, loss_a = flow_losses(model, batch, audio_clean, mouth_weight=0.0)
+        _, pred_a = model(video=(1 - audio_clean.sigma_video.view(-1, 1, 1, 1, 1)) * batch["video"]
+                          + audio_clean.sigma_video.view(-1, 1, 1, 1, 1) * audio_clean.video,
+                          audio=(1 - audio_clean.sigma_audio.view(-1, 1, 1)) * batch["audio"]
+                          + audio_clean.sigma_audio.view(-1, 1, 1) * audio_clean.audio,
+                          t_video=audio_clean.sigma_video * 1000, t_audio=audio_clean.sigma_audio * 1000,
+                          text=batch["text"], fps=8.0)
+    per_sample = ((pred_a - (audio_clean.audio - batch["audio"])) ** 2).mean(dim=(1, 2))
+    # Only the noised samples count, but the mean stays over the whole batch.
+    torch.testing.assert_close(loss_a, per_sample[[1, 3]].sum() / 4)
+
+    many = {k: batch[k][[0] * 64] for k in ("video", "audio")}
+    drawn = draw_noise(many, list(range(64)), shift=3.0, clean_audio_probability=0.5, clean_video_probability=0.25)
+    assert not (drawn.clean_audio & drawn.clean_video).any()
+    assert torch.all(drawn.sigma_audio[drawn.clean_audio] == 0) and torch.all(drawn.sigma_video[drawn.clean_video] == 0)
+    assert torch.all(drawn.sigma_audio[~drawn.clean_audio] > 0) and torch.all(drawn.sigma_video[~drawn.clean_video] > 0)
+    assert 20 <= int(drawn.clean_audio.sum()) <= 44 and 6 <= int(drawn.clean_video.sum()) <= 26
+    with pytest.raises(ValueError, match="sum to <= 1"):
+        TrainConfig(clean_audio_probability=0.7, clean_video_probability=0.5)

@@ -52,6 +52,10 @@ class TrainConfig:
     # (image-to-video+audio training; needs a model with video_condition_channels). The
     # others get zero condition channels (text-to-video+audio).
     reference_probability: float = 0.0
+    # Fractions of samples trained with the audio (a2v) or the video (v2a) given exactly
+    # clean, as the sampler's "a2v" / "v2a" modes give it; the other modality is noised.
+    clean_audio_probability: float = 0.0
+    clean_video_probability: float = 0.0
 
     # -- optimisation ----------------------------------------------------------------
     steps: int = 1000
@@ -89,6 +93,9 @@ class TrainConfig:
             raise ValueError("caption_dropout must be in [0, 1)")
         if not 0.0 <= self.reference_probability <= 1.0:
             raise ValueError("reference_probability must be in [0, 1]")
+        clean = (self.clean_audio_probability, self.clean_video_probability)
+        if min(clean) < 0.0 or sum(clean) > 1.0:
+            raise ValueError("clean_audio_probability and clean_video_probability must be >= 0 and sum to <= 1")
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> "TrainConfig":

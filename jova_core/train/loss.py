@@ -3,7 +3,10 @@
 Each modality gets its OWN noise level per sample (sigma_video, sigma_audio drawn
 independently, then shifted), so the model learns every combination, including one
 modality nearly clean while the other is noisy — what audio-to-video and video-to-audio
-generation ask of it at inference. The schedule (noising, target, timestep scale) comes
+generation ask of it at inference. A recipe can also hold one modality exactly clean
+(sigma 0, no loss on it) for a fraction of the samples: the a2v / v2a conditioning of
+the sampler's modes, trained directly, which is how a small model learns to make the
+mouth follow the sound (jova_core/assets/README.md). The schedule (noising, target, timestep scale) comes
 from jova_core.sampling.schedule, the mouth weighting from jova_core.mouth.
 """
 
@@ -29,27 +32,42 @@ class FlowNoise:
     sigma_audio: torch.Tensor  # [B]
     drop_text: torch.Tensor  # [B] bool: train this sample without its prompt (zeros)
     use_reference: torch.Tensor  # [B] bool: condition this sample on its first latent frame
+    clean_video: torch.Tensor  # [B] bool: video given clean (sigma 0, no video loss): v2a
+    clean_audio: torch.Tensor  # [B] bool: audio given clean (sigma 0, no audio loss): a2v
 
 
 def draw_noise(
-    batch: dict[str, torch.Tensor], seeds: list[int], shift: float, caption_dropout: float = 0.0, reference_probability: float = 0.0
+    batch: dict[str, torch.Tensor],
+    seeds: list[int],
+    shift: float,
+    caption_dropout: float = 0.0,
+    reference_probability: float = 0.0,
+    clean_audio_probability: float = 0.0,
+    clean_video_probability: float = 0.0,
 ) -> FlowNoise:
     """Noise for each sample from its own seed, so a sample gets the same draw whichever
-    process (and whichever position in a per-process batch) it lands on."""
-    parts: dict[str, list[torch.Tensor]] = {"video": [], "audio": [], "sv": [], "sa": [], "drop": [], "ref": []}
+    process (and whichever position in a per-process batch) it lands on. At most one
+    modality of a sample is held clean (the two probabilities must sum to <= 1)."""
+    if clean_audio_probability + clean_video_probability > 1.0:
+        raise ValueError("clean_audio_probability + clean_video_probability must be <= 1")
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("video", "audio", "sv", "sa", "drop", "ref", "cv", "ca")}
     for i, seed in enumerate(seeds):
         g = torch.Generator().manual_seed(seed)
-        u = torch.rand(4, generator=g, dtype=torch.float64)
-        parts["sv"].append(shift_sigma(u[0], shift))
-        parts["sa"].append(shift_sigma(u[1], shift))
+        u = torch.rand(5, generator=g, dtype=torch.float64)
+        clean_audio = u[4] < clean_audio_probability
+        clean_video = ~clean_audio & (u[4] < clean_audio_probability + clean_video_probability)
+        parts["sv"].append(torch.where(clean_video, 0.0, shift_sigma(u[0], shift)))
+        parts["sa"].append(torch.where(clean_audio, 0.0, shift_sigma(u[1], shift)))
         parts["drop"].append(u[2] < caption_dropout)
         parts["ref"].append(u[3] < reference_probability)
+        parts["cv"].append(clean_video)
+        parts["ca"].append(clean_audio)
         parts["video"].append(torch.randn(batch["video"][i].shape, generator=g))
         parts["audio"].append(torch.randn(batch["audio"][i].shape, generator=g))
     return FlowNoise(
         torch.stack(parts["video"]), torch.stack(parts["audio"]),
         torch.stack(parts["sv"]).float(), torch.stack(parts["sa"]).float(), torch.stack(parts["drop"]),
-        torch.stack(parts["ref"]),
+        torch.stack(parts["ref"]), torch.stack(parts["cv"]), torch.stack(parts["ca"]),
     )
 
 
@@ -76,7 +94,9 @@ def flow_losses(
     batch: "video" [B,16,F,H,W], "audio" [B,C,T], "text" [B,L,D], "mouth_mask" [B,F,H,W]
     (latent-grid mouth boxes, 1 inside; optional when mouth_weight is 0), "fps" [B] (all
     equal). The video loss weights squared errors by (1 + mouth_weight * mask) (see
-    jova_core.mouth.mouth_weighted_flow_loss).
+    jova_core.mouth.mouth_weighted_flow_loss). A modality held clean in a sample adds 0
+    to that modality's loss (its velocity would be pure noise to guess): the means stay
+    over the whole batch, so processes of a data-parallel run still average exactly.
     """
     video, audio = batch["video"].float(), batch["audio"].float()
     device = video.device
@@ -102,6 +122,8 @@ def flow_losses(
     if mouth_weight and batch.get("mouth_mask") is None:
         raise ValueError("mouth_weight > 0 needs latent mouth masks in the batch ('mouth_mask'); recache the clips")
     # mouth_weight 0 (or no mask) is exactly the plain mean squared error there.
-    loss_v = mouth_weighted_flow_loss(pred_v.float(), target_v, batch.get("mouth_mask"), mouth_weight)
-    loss_a = F.mse_loss(pred_a.float(), target_a)
+    keep_v = (~noise.clean_video.to(device)).view(-1, 1, 1, 1, 1).float()
+    keep_a = (~noise.clean_audio.to(device)).view(-1, *([1] * (audio.dim() - 1))).float()
+    loss_v = mouth_weighted_flow_loss(pred_v.float() * keep_v, target_v * keep_v, batch.get("mouth_mask"), mouth_weight)
+    loss_a = F.mse_loss(pred_a.float() * keep_a, target_a * keep_a)
     return loss_v, loss_a

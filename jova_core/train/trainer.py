@@ -152,7 +152,10 @@ def train(
         indices = global_batch_indices(step, cfg.batch_size, len(dataset), cfg.seed)
         mine = list(range(rank * micro, (rank + 1) * micro))  # positions in the global batch
         batch = {k: v.to(accelerator.device) for k, v in dataset.batch([indices[p] for p in mine]).items()}
-        noise = draw_noise(batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout, cfg.reference_probability)
+        noise = draw_noise(
+            batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout,
+            cfg.reference_probability, cfg.clean_audio_probability, cfg.clean_video_probability,
+        )
         with torch.autocast(accelerator.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss_v, loss_a = flow_losses(model, batch, noise, cfg.mouth_weight)
             loss = loss_v + cfg.audio_loss_weight * loss_a
