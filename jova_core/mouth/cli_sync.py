@@ -3,7 +3,14 @@
 Prints JSON: offset_frames (positive: the sound comes that many frames after the
 picture), offset_seconds, confidence (peak correlation minus the median over offsets),
 peak_correlation, frames_used. See ``jova_core.mouth.sync`` for the definition; it is
-landmark-based and needs no SyncNet weights (LSE-C / LSE-D are not computed).
+landmark-based and needs no SyncNet weights.
+
+With ``--syncnet syncnet_v2.model`` (the weights of joonson/syncnet_python) it adds
+Wav2Lip's metrics: lse_d (lower is better), lse_c (higher is better),
+syncnet_offset_frames (SyncNet's own offset, same sign convention as offset_frames; the
+opposite of syncnet_python's printed "AV offset") and syncnet_windows. See
+``jova_core.mouth.lse``. LSE-C depends on the range of offsets searched, so these always
+use the published +-15 frames, whatever --max-offset says.
 """
 
 from __future__ import annotations
@@ -13,12 +20,17 @@ import json
 import os
 import sys
 
+# syncnet_python's and Wav2Lip's --vshift: LSE-C is only comparable at this range.
+LSE_MAX_OFFSET = 15
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("clip", help="a video file with an audio track (.mp4)")
-    parser.add_argument("--max-offset", type=int, default=15, help="search offsets within +-N frames (default 15)")
+    parser.add_argument("--max-offset", type=int, default=15, help="search offsets within +-N frames (default 15; LSE always uses 15)")
     parser.add_argument("--backend", choices=("auto", "legacy", "tasks"), default="auto", help="landmark backend")
     parser.add_argument("--face-model", help="face_landmarker.task for the mediapipe Tasks backend")
+    parser.add_argument("--syncnet", metavar="PATH", help="syncnet_v2.model (syncnet_python's weights): also report LSE-C / LSE-D")
+    parser.add_argument("--device", default="auto", help="device for SyncNet: auto (cuda when available), cpu, cuda, ...")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +43,18 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.clip):
         print(f"clip not found: {args.clip}", file=sys.stderr)
         return 2
+    syncnet = None
+    if args.syncnet:
+        import torch
+
+        from .syncnet import load_syncnet
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        try:
+            syncnet = load_syncnet(args.syncnet, device=device)
+        except (FileNotFoundError, ValueError) as error:
+            print(error, file=sys.stderr)
+            return 2
     frames, waveform, fps, sample_rate = read_clip(args.clip)
     if waveform is None or waveform.shape[-1] == 0:
         print(f"{args.clip} has no audio track: the lip-sync score needs one", file=sys.stderr)
@@ -58,5 +82,28 @@ def run(args: argparse.Namespace) -> int:
         "frames": len(frames),
         "fps": fps,
     }
+    if syncnet is not None:
+        from .lse import syncnet_scores
+
+        try:
+            with tqdm(desc="SyncNet", unit="window") as bar:
+
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                lse = syncnet_scores(
+                    frames, fps, waveform, sample_rate, model=syncnet, landmarks=landmarks,
+                    max_offset=LSE_MAX_OFFSET, callback=progress,
+                )
+        except ValueError as error:
+            print(f"{args.clip}: {error}", file=sys.stderr)
+            return 1
+        result.update(
+            lse_c=round(lse.lse_c, 4),
+            lse_d=round(lse.lse_d, 4),
+            syncnet_offset_frames=lse.offset_frames,
+            syncnet_windows=lse.windows,
+        )
     print(json.dumps(result))
     return 0
