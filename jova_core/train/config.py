@@ -36,7 +36,10 @@ class TrainConfig:
     video_codec: str = "demo"
     audio_codec: str = "demo"
     audio_vocoder: str = ""
-    # Text encoder: "demo" (jova_core.text_demo.DemoTextEncoder) is the one built in.
+    # Text encoder: "demo" (jova_core.text_demo.DemoTextEncoder, for the CPU demo);
+    # "precomputed" (each clip's `text_embedding` file named in the captions); or
+    # "umt5:<path>" (umT5-XXL as Wan2.1 uses it: a transformers folder, ComfyUI's
+    # umt5_xxl_*.safetensors or Wan2.1's models_t5_umt5-xxl-enc-bf16.pth; needs transformers).
     text_encoder: str = "demo"
 
     # -- objective -------------------------------------------------------------------
@@ -113,6 +116,8 @@ class TrainConfig:
         for key in ("video_codec", "audio_codec", "audio_vocoder"):
             if data.get(key) and data[key] != "demo":
                 data[key] = os.path.join(base, data[key])
+        if str(data.get("text_encoder", "")).startswith("umt5:"):
+            data["text_encoder"] = "umt5:" + os.path.join(base, data["text_encoder"][len("umt5:"):])
         return cls(**data)
 
     def to_json(self) -> str:

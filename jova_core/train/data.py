@@ -4,6 +4,9 @@ A dataset is a folder of clips (MP4 with sound) plus a captions file naming them
   JSON: a list of {"file", "video_caption", "audio_caption", "transcript"} objects, or an
         object mapping each file name to {"video_caption", "audio_caption", "transcript"};
   CSV:  a header row with those column names.
+Optional per clip: "text_embedding", a safetensors file (relative to the clip folder)
+holding the prompt's text hidden states, read when the recipe's text_encoder is
+"precomputed" (see jova_core.train.encode.PrecomputedText).
 Preprocessing turns each clip into one safetensors file in the cache folder holding
 everything a training step needs (video latents, audio latents, text embeddings, latent
 mouth mask). A clip whose cache file exists and was made from the same source file by the
@@ -15,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
 import torch
@@ -33,6 +36,7 @@ class ClipEntry:
     video_caption: str
     audio_caption: str = ""
     transcript: str = ""
+    text_embedding: str = ""  # precomputed text hidden states (safetensors), or ""
 
     @property
     def prompt(self) -> str:
@@ -44,7 +48,8 @@ def _entry(file: str, fields: dict, source: str) -> ClipEntry:
         raise ValueError(f"{source}: an entry has no 'file' naming its clip")
     if not str(fields.get("video_caption", "")).strip():
         raise ValueError(f"{source}: clip {file!r} has no video_caption")
-    return ClipEntry(file, *(str(fields.get(k) or "") for k in CAPTION_FIELDS))
+    return ClipEntry(file, *(str(fields.get(k) or "") for k in CAPTION_FIELDS),
+                     text_embedding=str(fields.get("text_embedding") or "").strip())
 
 
 def read_captions(path: str) -> list[ClipEntry]:
@@ -86,7 +91,11 @@ def cache_path(cache_dir: str, entry: ClipEntry) -> str:
 
 def _source_stamp(path: str, entry: ClipEntry) -> str:
     st = os.stat(path)
-    return json.dumps([st.st_size, int(st.st_mtime), entry.prompt])
+    stamp = [st.st_size, int(st.st_mtime), entry.prompt]
+    if entry.text_embedding:  # a re-encoded prompt redoes the clip
+        emb = os.stat(entry.text_embedding)
+        stamp += [emb.st_size, emb.st_mtime_ns]
+    return json.dumps(stamp)
 
 
 def _is_current(path: str, fingerprint: str, stamp: str) -> bool:
@@ -154,6 +163,10 @@ def preprocess(
         clip = os.path.join(data_dir, entry.file)
         if not os.path.isfile(clip):
             raise FileNotFoundError(f"clip {clip} (listed in the captions) does not exist")
+        if entry.text_embedding:
+            entry = replace(entry, text_embedding=os.path.join(data_dir, entry.text_embedding))
+            if not os.path.isfile(entry.text_embedding):
+                raise FileNotFoundError(f"text_embedding {entry.text_embedding} (listed for {entry.file}) does not exist")
         make = lambda clip=clip, entry=entry: encoder.encode(clip, entry)  # noqa: E731 (bind per entry)
         items.append(CacheItem(cache_path(cache_dir, entry), _source_stamp(clip, entry), make))
     return cache_items(items, cache_dir, encoder.fingerprint, progress, show_progress)

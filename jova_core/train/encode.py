@@ -5,6 +5,7 @@
         -> audio codec  -> "audio" [C, T_lat]
         -> face landmarks -> pixel mouth box -> "mouth_mask" [F, H/8, W/8] (latent grid)
     prompt (JoVA format) -> text encoder -> "text" [L, text_dim]
+        (or, with text_encoder "precomputed", the clip's own text_embedding file)
 """
 
 from __future__ import annotations
@@ -18,15 +19,68 @@ from .config import TrainConfig
 from .data import CacheItem, CachedClips, ClipEntry, cache_items, preprocess, read_captions, read_index
 
 
-def build_text_encoder(cfg: TrainConfig, text_dim: int, text_len: int):
-    if cfg.text_encoder != "demo":
-        raise ValueError(
-            f"text_encoder {cfg.text_encoder!r} is not supported by the trainer; use 'demo' "
-            "(jova_core.text_demo.DemoTextEncoder)"
-        )
-    from ..text_demo import DemoTextEncoder
+TEXT_ENCODERS = "'demo', 'precomputed' or 'umt5:<transformers folder or umT5 weight file>'"
 
-    return DemoTextEncoder(text_dim, text_len)
+
+def build_text_encoder(cfg: TrainConfig, text_dim: int, text_len: int):
+    """The recipe's text encoder, sized for the model: "demo" (the CPU demo's hash
+    features), "precomputed" (each clip's own file, see PrecomputedText) or
+    "umt5:<path>" (umT5-XXL as Wan2.1 uses it, jova_core.text_umt5)."""
+    if cfg.text_encoder == "demo":
+        from ..text_demo import DemoTextEncoder
+
+        return DemoTextEncoder(text_dim, text_len)
+    if cfg.text_encoder == "precomputed":
+        return PrecomputedText(text_dim, text_len)
+    if cfg.text_encoder.startswith("umt5:"):
+        from ..text_umt5 import UMT5TextEncoder
+
+        return UMT5TextEncoder(cfg.text_encoder[len("umt5:"):], text_len=text_len, text_dim=text_dim)
+    raise ValueError(f"text_encoder {cfg.text_encoder!r} is not one the trainer knows; use {TEXT_ENCODERS}")
+
+
+class PrecomputedText:
+    """Text hidden states the user encoded with any tool: one safetensors file per clip,
+    named by the captions' `text_embedding` field, holding the tensor "text" [L, text_dim]
+    (or [1, L, text_dim]) for the clip's prompt, L <= text_len. Rows past L are filled with
+    zeros, as Wan2.1 pads its prompt, so L should count the real tokens only."""
+
+    TENSOR_KEY = "text"
+
+    def __init__(self, text_dim: int, text_len: int):
+        self.text_dim, self.text_len = text_dim, text_len
+
+    @property
+    def fingerprint(self) -> str:
+        # Each clip's own file is part of its cache stamp, so edits to it redo that clip.
+        return f"precomputed:{self.text_dim}:{self.text_len}"
+
+    def load(self, path: str) -> torch.Tensor:
+        """[text_len, text_dim] float32 from one embedding file."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(path, framework="pt") as f:
+                keys = list(f.keys())
+                key = self.TENSOR_KEY if self.TENSOR_KEY in keys else (keys[0] if len(keys) == 1 else None)
+                if key is None:
+                    raise ValueError(f"{path} has no tensor {self.TENSOR_KEY!r} (it has {keys[:6]}); save the prompt's "
+                                     f"hidden states under {self.TENSOR_KEY!r}")
+                text = f.get_tensor(key)
+        except SafetensorError as err:
+            raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
+        if text.dim() == 3 and text.shape[0] == 1:
+            text = text[0]
+        if text.dim() != 2 or text.shape[1] != self.text_dim or not 0 < text.shape[0] <= self.text_len or not text.is_floating_point():
+            raise ValueError(
+                f"{path}: text hidden states must be a float tensor [L, {self.text_dim}] with 1 <= L <= {self.text_len} "
+                f"(the model's text_dim and text_len), got {text.dtype} {list(text.shape)}"
+            )
+        if not torch.isfinite(text).all():
+            raise ValueError(f"{path}: the text hidden states hold NaN or inf values")
+        out = torch.zeros(self.text_len, self.text_dim)
+        out[: text.shape[0]] = text.float()
+        return out
 
 
 def build_codecs(cfg: TrainConfig):
@@ -63,12 +117,24 @@ class LatentClipEncoder:
         clip = read_clip(clip_path)
         if clip.waveform is None:
             raise ValueError(f"{clip_path} has no audio stream; JoVA trains on clips with sound")
-        return self.encode_clip(clip.frames, clip.waveform, clip.sample_rate, clip.fps, entry.prompt, clip_path)
+        return self.encode_clip(clip.frames, clip.waveform, clip.sample_rate, clip.fps, entry.prompt, clip_path,
+                                entry.text_embedding)
 
-    def encode_clip(self, frames, waveform, sample_rate: int, fps: float, prompt: str, name: str = "clip") -> dict[str, torch.Tensor]:
+    def clip_text(self, prompt: str, text_embedding: str = "", name: str = "clip") -> torch.Tensor:
+        """[text_len, text_dim]: the prompt encoded, or with "precomputed" the clip's own file."""
+        if isinstance(self.text_encoder, PrecomputedText):
+            if not text_embedding:
+                raise ValueError(f"{name}: text_encoder is 'precomputed' but the captions name no text_embedding "
+                                 "file for this clip")
+            return self.text_encoder.load(text_embedding)
+        return self.text_encoder(prompt)[0]
+
+    def encode_clip(self, frames, waveform, sample_rate: int, fps: float, prompt: str, name: str = "clip",
+                    text_embedding: str = "") -> dict[str, torch.Tensor]:
         """frames [T, H, W, 3] 0..1, waveform [C, N] -> the cached tensors of one clip."""
         from ..mouth import extract_mouth_masks
 
+        text = self.clip_text(prompt, text_embedding, name)  # first: its errors are cheap to hit
         frames = torch.as_tensor(frames).float()
         # The Wan VAE grid keeps 1 + 4k frames; drop the tail that would not fill a latent frame.
         frames = frames[: 1 + (frames.shape[0] - 1) // 4 * 4]
@@ -81,7 +147,7 @@ class LatentClipEncoder:
         return {
             "video": video,
             "audio": audio,
-            "text": self.text_encoder(prompt)[0],
+            "text": text,
             "mouth_mask": mouth.latent,  # [F, H/8, W/8], union over the faces
             "fps": torch.tensor([float(fps)]),
         }
@@ -125,6 +191,13 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
         from ..config import JoVAConfig
 
         model_cfg = JoVAConfig.from_json(read_metadata(cfg.init_checkpoint)["jova_config"])
+    entries = [] if cfg.synthetic else read_captions(os.path.join(cfg.data_dir, cfg.captions))
+    named = [e.file for e in entries if e.text_embedding]
+    if cfg.text_encoder == "precomputed" and cfg.synthetic:
+        raise ValueError("synthetic clips have no precomputed text embeddings; use text_encoder 'demo' or 'umt5:<path>'")
+    if named and cfg.text_encoder != "precomputed":
+        raise ValueError(f"the captions name text_embedding files (e.g. for {named[0]!r}) but text_encoder is "
+                         f"{cfg.text_encoder!r}; set text_encoder to 'precomputed' to train on them, or drop the field")
     video_codec, audio_codec = build_codecs(cfg)
     files = "|".join(os.path.basename(f) for f in (cfg.video_codec, cfg.audio_codec, cfg.audio_vocoder))
     encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg, model_cfg.text_dim, model_cfg.text_len), files)
@@ -134,6 +207,5 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
         items = synthetic_items(cfg, encoder)
         paths, _ = cache_items(items, cfg.cache_dir, encoder.fingerprint, progress, show_progress)
     else:
-        entries = read_captions(os.path.join(cfg.data_dir, cfg.captions))
         paths, _ = preprocess(entries, cfg.data_dir, cfg.cache_dir, encoder, progress=progress, show_progress=show_progress)
     return CachedClips(paths)
