@@ -73,7 +73,9 @@ class JoVASampler(io.ComfyNode):
             description=(
                 "Flow-matching sampling of video and audio together, with separate guidance per modality. "
                 "Modes: t2va text -> video+audio; i2va image -> video+audio; a2v your audio -> lip-synced "
-                "video (optionally from an image); v2a video -> audio; t2v / i2v / t2a one modality."
+                "video (optionally from an image); v2a video -> audio; t2v / i2v / t2a one modality. "
+                "a2v without 'audio' lip-syncs to the audio an earlier JoVA Sampler generated into 'latent' "
+                "(a second, audio-driven pass)."
             ),
             inputs=[
                 JoVAModel.Input("model"),
@@ -89,7 +91,7 @@ class JoVASampler(io.ComfyNode):
                 io.Combo.Input("mode", options=list(MODES), default="t2va"),
                 io.Conditioning.Input("negative_audio", optional=True, tooltip="A separate negative prompt for the audio branch."),
                 io.Image.Input("reference_image", optional=True, tooltip="First frame for i2va / i2v (optional in a2v)."),
-                io.Audio.Input("audio", optional=True, tooltip="The sound to lip-sync to (a2v)."),
+                io.Audio.Input("audio", optional=True, tooltip="The sound to lip-sync to (a2v); without it, a2v uses the audio an earlier JoVA Sampler put in 'latent'."),
                 io.Image.Input("video", optional=True, tooltip="The frames to add sound to (v2a)."),
                 io.Vae.Input("vae", optional=True, tooltip="Wan2.1 VAE (core VAELoader), to encode the reference image or video."),
                 JoVAVideoCodec.Input("video_codec", optional=True, tooltip="A pack video codec instead of 'vae'."),
@@ -125,9 +127,15 @@ class JoVASampler(io.ComfyNode):
                 raise ValueError(f"'video' has {clip.shape[0]} frames, the latent expects {frames}; shorten the clip in JoVA Empty Latent")
             with on_device(pick_video_codec(vae, video_codec, "the input video")) as codec:
                 video_latents = codec.encode(clip[None]).cpu().expand(video_shape[0], -1, -1, -1, -1)
-        if roles.audio == GIVEN:
+        if roles.audio == GIVEN and audio is None and latent.get("jova_audio_sampled"):
+            # A second pass: keep the sound an earlier sampler made and regenerate the video to it.
+            audio_latents = latent["jova_audio"].float()
+        elif roles.audio == GIVEN:
             if audio is None or audio_codec is None:
-                raise ValueError(f"mode {mode!r} lip-syncs to your sound: connect 'audio' and 'audio_codec'")
+                raise ValueError(
+                    f"mode {mode!r} lip-syncs to your sound: connect 'audio' and 'audio_codec', "
+                    "or feed 'latent' from a JoVA Sampler that generated audio"
+                )
             with on_device(audio_codec):
                 audio_latents, note = audio_to_latents(audio_codec, audio, audio_shape[-1], frames / fps)
             audio_latents = audio_latents[:1].expand(audio_shape[0], -1, -1)  # one driving track for the batch
@@ -159,4 +167,5 @@ class JoVASampler(io.ComfyNode):
         result["jova_audio"] = (out_audio if out_audio is not None else latent["jova_audio"]).to(device)
         result["jova_video_absent"] = roles.video == ABSENT
         result["jova_audio_absent"] = roles.audio == ABSENT
+        result["jova_audio_sampled"] = roles.audio != ABSENT  # real sound now, not Empty Latent's zeros
         return io.NodeOutput(result, ui=ui.PreviewText("\n".join(notes)) if notes else None)

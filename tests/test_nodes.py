@@ -347,6 +347,21 @@ def test_audio_driven_and_image_driven_modes(env):
     with pytest.raises(ValueError, match="'audio' and 'audio_codec'"):
         env.n.JoVASampler.execute(model=handle, positive=positive, negative=positive, latent=latent,
                                   **{**SAMPLER_DEFAULTS, "mode": "a2v"})
+
+    # Two passes: i2va makes sound and video, then a2v regenerates the video to that sound.
+    first = run_node(env.n.JoVASampler, model=handle, positive=positive, negative=positive, latent=latent,
+                     reference_image=image, video_codec=video_codec, **{**SAMPLER_DEFAULTS, "mode": "i2va"})[0]
+    second = run_node(env.n.JoVASampler, model=handle, positive=positive, negative=positive, latent=first,
+                      reference_image=image, video_codec=video_codec, **{**SAMPLER_DEFAULTS, "mode": "a2v", "seed": 7})[0]
+    assert torch.equal(second["jova_audio"], first["jova_audio"]) and second["jova_audio_sampled"]
+    with torch.no_grad():
+        direct = env.core("sampling").sample(
+            handle.transformer, text=positive[0][0], negative_video=positive[0][0], mode="a2v",
+            video_shape=tuple(latent["samples"].shape), audio_latents=first["jova_audio"], reference=reference,
+            steps=SAMPLER_DEFAULTS["steps"], sampler=SAMPLER_DEFAULTS["sampler"], shift=SAMPLER_DEFAULTS["shift"],
+            cfg_video=SAMPLER_DEFAULTS["cfg_video"], cfg_audio=SAMPLER_DEFAULTS["cfg_audio"], seed=7, fps=latent["jova_fps"],
+        )[0]
+    assert torch.allclose(second["samples"], direct, atol=1e-6)
     with pytest.raises(ValueError, match="video codec"):
         env.n.JoVASampler.execute(model=handle, positive=positive, negative=positive, latent=latent,
                                   reference_image=image, **{**SAMPLER_DEFAULTS, "mode": "i2va"})
