@@ -16,13 +16,7 @@ pytest.importorskip("mediapipe")
 from jova_core.mouth import SyncNet, load_syncnet, lse_scores, speech_mfcc, syncnet_scores  # noqa: E402
 from jova_core.mouth.landmarks import FaceTrack  # noqa: E402
 from jova_core.mouth.lse import offset_distances  # noqa: E402
-from jova_core.mouth.syncnet_input import (  # noqa: E402
-    CROP_PAD_VALUE,
-    face_boxes,
-    face_crops,
-    frames_at_syncnet_rate,
-    syncnet_audio,
-)
+from jova_core.mouth.syncnet_input import face_boxes, face_crops, frames_at_syncnet_rate, syncnet_audio  # noqa: E402
 
 
 # --- MFCC ---------------------------------------------------------------------------
@@ -111,10 +105,13 @@ def random_syncnet():
 
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory, random_syncnet):
-    """Saved like the released syncnet_v2.model: a plain state dict without BatchNorm counters."""
+    """Saved like the released syncnet_v2.model: a plain state dict without BatchNorm
+    counters (syncnet_python copies it key by key, so it is a state dict), in torch's
+    legacy non-zip format, as files from before torch 1.6 are (the prefixed file in the
+    next test covers the zip format)."""
     path = tmp_path_factory.mktemp("syncnet") / "syncnet_v2.model"
     state = {k: v for k, v in random_syncnet.state_dict().items() if not k.endswith("num_batches_tracked")}
-    torch.save(state, path)
+    torch.save(state, path, _use_new_zipfile_serialization=False)
     return path
 
 
@@ -232,8 +229,16 @@ def test_face_crops_follow_the_syncnet_python_box():
     assert (inside[0, ..., 2] == 255).all() and (inside[0, ..., :2] == 0).all()  # BGR order
     # Centre (10, 10): columns -4..24, so the left 4/28 of the crop is grey padding.
     edge = face_crops(frame[None], np.array([[10.0, 10.0, 10.0]]))[0]
-    assert (edge[:, :28] == CROP_PAD_VALUE).all()
+    assert (edge[:, :28] == 110).all()  # syncnet_python pads with grey 110
     assert (edge[:, 36:, 2] == 255).all() and (edge[:, 36:, :2] == 0).all()
+    # Geometry in both axes: a frame whose red channel is x and green channel is y.
+    ys, xs = np.mgrid[0:200, 0:200]
+    coordinates = np.stack([xs, ys, np.zeros_like(xs)], axis=-1).astype(np.uint8)
+    # Centre (100, 90), half size 30: rows 60..144, columns 58..142 (84 x 84 -> 224 x 224).
+    crop = face_crops(coordinates[None], np.array([[100.0, 90.0, 30.0]]))[0].astype(int)
+    x, y = crop[..., 2], crop[..., 1]
+    assert abs(x[:, 0].mean() - 58) <= 1 and abs(x[:, -1].mean() - 141) <= 1
+    assert abs(y[0].mean() - 60) <= 1 and abs(y[-1].mean() - 143) <= 1
 
 
 def test_scores_need_a_face_and_enough_frames():

@@ -136,31 +136,31 @@ def syncnet_scores(
     from ``weights_path`` (syncnet_v2.model) or an already loaded ``model``. ``landmarks``:
     a LandmarkResult of these same frames (as ``detect_face_landmarks`` returns it) to
     skip a second face-mesh pass; otherwise the face mesh runs on the 25 fps frames
-    (``backend`` / ``face_model`` as in ``detect_face_landmarks``). callback(done, total)
-    reports the SyncNet windows; raise from it to stop.
+    (``backend`` / ``face_model`` as in ``detect_face_landmarks``). ``device``: where a
+    model loaded from ``weights_path`` runs (a given ``model`` runs where it is).
+    callback(done, total) reports the SyncNet windows; raise from it to stop.
     """
     if model is None:
         if weights_path is None:
             raise ValueError("syncnet_scores needs weights_path (syncnet_v2.model) or a loaded model")
         model = load_syncnet(weights_path, device=device)
     frames = to_uint8_frames(frames)
+    if landmarks is not None and landmarks.num_frames != len(frames):
+        raise ValueError(f"landmarks are of {landmarks.num_frames} frames but the clip has {len(frames)}: pass those of these frames")
     picks = frames_at_syncnet_rate(len(frames), fps)
-    if landmarks is None:
-        frames = frames[picks]
-        track = detect_face_landmarks(frames, backend=backend, model_path=face_model, fps=SYNCNET_FPS).main
-    else:
-        if landmarks.num_frames != len(frames):
-            raise ValueError(f"landmarks are of {landmarks.num_frames} frames but the clip has {len(frames)}: pass those of these frames")
-        frames = frames[picks]
-        track = FaceTrack(track_id=landmarks.main.track_id, points=landmarks.main.points[picks])
     audio = syncnet_audio(waveform, sample_rate)
-    usable = min(len(frames), len(audio) // SAMPLES_PER_VIDEO_FRAME)
+    usable = min(len(picks), len(audio) // SAMPLES_PER_VIDEO_FRAME)
     windows = usable - WINDOW_FRAMES  # as the public scripts count them
     if windows < 1:
         raise ValueError(
             f"SyncNet needs at least {WINDOW_FRAMES + 1} frames of picture and sound at 25 fps "
             f"({(WINDOW_FRAMES + 1) / SYNCNET_FPS:.2f} s); this clip has {usable}"
         )
+    frames = frames[picks]
+    if landmarks is None:
+        track = detect_face_landmarks(frames, backend=backend, model_path=face_model, fps=SYNCNET_FPS).main
+    else:
+        track = FaceTrack(track_id=landmarks.main.track_id, points=landmarks.main.points[picks])
     crops = face_crops(frames[:usable], face_boxes(track)[:usable], crop_scale)
     mfcc = speech_mfcc(audio)
     lip, sound = syncnet_embeddings(model, crops, mfcc, windows, batch_size, callback)

@@ -49,7 +49,7 @@ CROP_PAD_VALUE = 110
 
 
 def _round_half_up(value: float) -> int:
-    return int(math.floor(value + 0.5))
+    return math.floor(value + 0.5)
 
 
 def _hz_to_mel(hz):
