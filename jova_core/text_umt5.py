@@ -32,8 +32,6 @@ import torch
 
 INSTALL_HINT = "pip install transformers sentencepiece"
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
-# Keys of ComfyUI's single files that are not weights: its tokenizer and its fp8 marker.
-_NOT_WEIGHTS = ("spiece_model", "scaled_fp8")
 # ComfyUI's scaled fp8: the real weight is the stored fp8 weight times this scale.
 _SCALE_SUFFIXES = (".scale_weight", ".weight_scale")
 _INPUT_SCALE_SUFFIXES = (".scale_input", ".input_scale")
@@ -88,7 +86,7 @@ def _strip_to(state_dict: dict[str, torch.Tensor], marker: str) -> dict[str, tor
     prefix = next((k[: -len(marker)] for k in state_dict if k.endswith(marker)), None)
     if prefix is None:
         return None
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix) or k in _NOT_WEIGHTS}
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def dequantize_scaled_fp8(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -98,8 +96,8 @@ def dequantize_scaled_fp8(state_dict: dict[str, torch.Tensor]) -> dict[str, torc
     for key, tensor in state_dict.items():
         if key.endswith(_INPUT_SCALE_SUFFIXES) or key.endswith(_SCALE_SUFFIXES):
             continue
-        scale = next((state_dict[key[: -len(".weight")] + s] for s in _SCALE_SUFFIXES
-                      if key.endswith(".weight") and key[: -len(".weight")] + s in state_dict), None)
+        stem = key[: -len(".weight")] if key.endswith(".weight") else None
+        scale = next((state_dict[stem + s] for s in _SCALE_SUFFIXES if stem and stem + s in state_dict), None)
         if tensor.dtype in (torch.float8_e4m3fn, torch.float8_e5m2) or scale is not None:
             tensor = tensor.float() * (scale.float() if scale is not None else 1.0)
         out[key] = tensor
@@ -107,8 +105,12 @@ def dequantize_scaled_fp8(state_dict: dict[str, torch.Tensor]) -> dict[str, torc
 
 
 def hf_state_dict(raw: dict[str, torch.Tensor], source: str) -> tuple[dict[str, torch.Tensor], bytes | None]:
-    """(UMT5EncoderModel state dict, sentencepiece model bytes or None) from one file's
-    tensors in the Hugging Face / ComfyUI layout or in Wan's."""
+    """(UMT5EncoderModel state dict without the tied embed_tokens copy, sentencepiece model
+    bytes or None) from one file's tensors in the Hugging Face / ComfyUI layout or in Wan's."""
+    raw = dict(raw)
+    spiece = raw.pop("spiece_model", None)
+    raw.pop("scaled_fp8", None)
+    raw = dequantize_scaled_fp8(raw)
     state = _strip_to(raw, "encoder.final_layer_norm.weight")
     if state is None:
         wan = _strip_to(raw, "blocks.0.attn.q.weight")
@@ -119,16 +121,19 @@ def hf_state_dict(raw: dict[str, torch.Tensor], source: str) -> tuple[dict[str, 
                 "transformers folders, ComfyUI's umt5_xxl_*.safetensors and Wan2.1's models_t5_umt5-xxl-enc-bf16.pth"
             )
         state = wan_to_hf_keys(wan)
-    spiece = state.pop("spiece_model", None)
-    state.pop("scaled_fp8", None)
     # Full T5 files also hold the decoder; only the encoder is needed.
-    state = {k: v for k, v in dequantize_scaled_fp8(state).items()
-             if not k.startswith(("decoder.", "lm_head."))}
+    state = {k: v for k, v in state.items() if not k.startswith(("decoder.", "lm_head."))}
     if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
         state["shared.weight"] = state["encoder.embed_tokens.weight"]
     if "shared.weight" not in state:
         raise ValueError(f"{source} has no token embedding ('shared.weight'); is it a complete umT5 encoder?")
     state.pop("encoder.embed_tokens.weight", None)  # tied to shared.weight; set again once cast
+    bias = "encoder.block.{}.layer.0.SelfAttention.relative_attention_bias.weight"
+    if bias.format(0) in state and bias.format(1) not in state and "encoder.block.1.layer.0.layer_norm.weight" in state:
+        raise ValueError(
+            f"{source} is a T5 encoder (position bias in its first block only, e.g. t5xxl for Flux/SD3), "
+            "not umT5-XXL; Wan2.1 and JoVA read umT5-XXL (umt5_xxl_fp16.safetensors)"
+        )
     model_bytes = None if spiece is None else spiece.to(torch.uint8).numpy().tobytes()
     return state, model_bytes
 
@@ -204,7 +209,15 @@ class UMT5TextEncoder:
         transformers = _transformers()
         model_bytes = None
         if os.path.isdir(self.weights):
-            model = transformers.UMT5EncoderModel.from_pretrained(self.weights, dtype=self.dtype)
+            model, info = transformers.UMT5EncoderModel.from_pretrained(
+                self.weights, dtype=self.dtype, output_loading_info=True
+            )
+            # transformers fills missing weights with random ones and only warns.
+            if model.config.model_type != "umt5" or info["missing_keys"]:
+                raise ValueError(
+                    f"{self.weights} is not a complete umT5 encoder (model_type {model.config.model_type!r}, "
+                    f"missing {sorted(info['missing_keys'])[:5]}); Wan2.1 and JoVA read umT5-XXL"
+                )
         else:
             from .checkpoint import read_state_dict
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 
 import pytest
@@ -81,7 +80,7 @@ def wan_reference(folder, prompts, max_length):
 
 def test_umt5_folder_matches_transformers_with_wans_padding_and_truncation(umt5):
     folder, _, _ = umt5
-    ours = UMT5TextEncoder(str(folder), text_len=WAN_TEXT_LEN, text_dim=WIDTH)(PROMPTS)
+    ours = UMT5TextEncoder(str(folder), device="cpu", text_len=WAN_TEXT_LEN, text_dim=WIDTH)(PROMPTS)
     reference, seq_lens, ids = wan_reference(folder, PROMPTS, WAN_TEXT_LEN)
     assert ours.shape == (2, WAN_TEXT_LEN, WIDTH) and ours.dtype == torch.float32
     # Long enough to use the logarithmic relative-position buckets (distance > 8).
@@ -91,7 +90,7 @@ def test_umt5_folder_matches_transformers_with_wans_padding_and_truncation(umt5)
     assert ids[0, seq_lens[0] - 1] == 1  # EOS is the last real token
 
     # Past text_len tokens the prompt is cut and EOS kept last, as Wan's tokenizer does.
-    short = UMT5TextEncoder(str(folder), text_len=8, text_dim=WIDTH)
+    short = UMT5TextEncoder(str(folder), device="cpu", text_len=8, text_dim=WIDTH)
     reference, seq_lens, ids = wan_reference(folder, PROMPTS[:1], 8)
     assert seq_lens[0] == 8 and short.tokenize(PROMPTS[0]) == ids[0].tolist()
     assert (short(PROMPTS[0]) - reference).abs().max() <= 1e-5
@@ -124,13 +123,13 @@ def test_comfyui_and_wan_single_files_give_the_folders_states(umt5, tmp_path):
     import transformers
 
     folder, model_bytes, model = umt5
-    expected = UMT5TextEncoder(str(folder), text_len=WAN_TEXT_LEN)(PROMPTS)
+    expected = UMT5TextEncoder(str(folder), device="cpu", text_len=WAN_TEXT_LEN)(PROMPTS)
     spiece = torch.frombuffer(bytearray(model_bytes), dtype=torch.uint8)
 
     # ComfyUI's umt5_xxl_fp16.safetensors layout: HF keys + the tokenizer as "spiece_model".
     comfy = tmp_path / "umt5_xxl_tiny.safetensors"
     save_file({**hf_encoder_state(model), "spiece_model": spiece}, str(comfy))
-    encoder = UMT5TextEncoder(str(comfy), text_len=WAN_TEXT_LEN)
+    encoder = UMT5TextEncoder(str(comfy), device="cpu", text_len=WAN_TEXT_LEN)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     assert [encoder.tokenize(p) for p in PROMPTS] == [tokenizer(p).input_ids for p in PROMPTS]
     assert (encoder(PROMPTS) - expected).abs().max() <= 1e-5
@@ -139,7 +138,7 @@ def test_comfyui_and_wan_single_files_give_the_folders_states(umt5, tmp_path):
     release = tmp_path / "Wan2.1-T2V-tiny"
     tokenizer.save_pretrained(release / "google" / "umt5-xxl")
     torch.save(to_wan_keys(hf_encoder_state(model)), release / "models_t5_umt5-xxl-enc-bf16.pth")
-    wan = UMT5TextEncoder(str(release / "models_t5_umt5-xxl-enc-bf16.pth"), text_len=WAN_TEXT_LEN)
+    wan = UMT5TextEncoder(str(release / "models_t5_umt5-xxl-enc-bf16.pth"), device="cpu", text_len=WAN_TEXT_LEN)
     assert (wan(PROMPTS) - expected).abs().max() <= 1e-5
 
     # A file with a block missing names what is missing instead of running with random weights.
@@ -147,18 +146,29 @@ def test_comfyui_and_wan_single_files_give_the_folders_states(umt5, tmp_path):
     del broken["encoder.block.1.layer.1.DenseReluDense.wo.weight"]
     save_file({**broken, "spiece_model": spiece}, str(tmp_path / "broken.safetensors"))
     with pytest.raises(ValueError, match="block.1.layer.1.DenseReluDense.wo.weight"):
-        UMT5TextEncoder(str(tmp_path / "broken.safetensors"))(PROMPTS[1])
+        UMT5TextEncoder(str(tmp_path / "broken.safetensors"), device="cpu")(PROMPTS[1])
+    t5 = hf_encoder_state(model)
+    del t5["encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"]  # T5 v1.1: block 0 only
+    save_file(t5, str(tmp_path / "t5xxl.safetensors"))
+    with pytest.raises(ValueError, match="is a T5 encoder"):
+        UMT5TextEncoder(str(tmp_path / "t5xxl.safetensors"), device="cpu")(PROMPTS[1])
+    incomplete = tmp_path / "incomplete"
+    model.save_pretrained(incomplete)
+    save_file({k: v for k, v in load_file(str(incomplete / "model.safetensors")).items()
+               if "block.1.layer.1" not in k}, str(incomplete / "model.safetensors"))
+    with pytest.raises(ValueError, match="not a complete umT5 encoder"):
+        UMT5TextEncoder(str(incomplete), device="cpu")(PROMPTS[1])
     save_file({"encoder.downsamples.0.weight": torch.zeros(2)}, str(tmp_path / "vae.safetensors"))
     with pytest.raises(ValueError, match="not a umT5 encoder"):
-        UMT5TextEncoder(str(tmp_path / "vae.safetensors"))(PROMPTS[1])
+        UMT5TextEncoder(str(tmp_path / "vae.safetensors"), device="cpu")(PROMPTS[1])
     # Without a tokenizer in the file or beside it, the error says where it looked.
     lone = tmp_path / "lone"
     lone.mkdir()
     save_file(hf_encoder_state(model), str(lone / "umt5.safetensors"))
     with pytest.raises(FileNotFoundError, match="google/umt5-xxl"):
-        UMT5TextEncoder(str(lone / "umt5.safetensors"))(PROMPTS[1])
+        UMT5TextEncoder(str(lone / "umt5.safetensors"), device="cpu")(PROMPTS[1])
     with pytest.raises(ValueError, match="4096|text_dim 4096"):
-        UMT5TextEncoder(str(folder), text_dim=4096)(PROMPTS[1])
+        UMT5TextEncoder(str(folder), device="cpu", text_dim=4096)(PROMPTS[1])
 
 
 def test_comfyui_fp8_scaled_file_is_dequantised_as_comfyui_does(umt5, tmp_path):
@@ -179,11 +189,11 @@ def test_comfyui_fp8_scaled_file_is_dequantised_as_comfyui_does(umt5, tmp_path):
     quantised["spiece_model"] = torch.frombuffer(bytearray(model_bytes), dtype=torch.uint8)
     save_file(quantised, str(tmp_path / "umt5_fp8_scaled.safetensors"))
     save_file({**dequantised, "spiece_model": quantised["spiece_model"]}, str(tmp_path / "umt5_dequantised.safetensors"))
-    fp8 = UMT5TextEncoder(str(tmp_path / "umt5_fp8_scaled.safetensors"))(PROMPTS)
-    plain = UMT5TextEncoder(str(tmp_path / "umt5_dequantised.safetensors"))(PROMPTS)
+    fp8 = UMT5TextEncoder(str(tmp_path / "umt5_fp8_scaled.safetensors"), device="cpu")(PROMPTS)
+    plain = UMT5TextEncoder(str(tmp_path / "umt5_dequantised.safetensors"), device="cpu")(PROMPTS)
     assert (fp8 - plain).abs().max() <= 1e-5
     # and near the full-precision weights' states: the scales were applied (fp8 keeps 3 mantissa bits)
-    full = UMT5TextEncoder(str(folder))(PROMPTS)
+    full = UMT5TextEncoder(str(folder), device="cpu")(PROMPTS)
     assert 0 < (fp8 - full).abs().mean() < 0.1 * full.abs().mean()
 
 
@@ -195,10 +205,10 @@ def test_missing_packages_say_what_to_install(umt5, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, "sentencepiece", None)  # import sentencepiece -> ImportError
         with pytest.raises(ImportError, match="pip install transformers sentencepiece"):
-            UMT5TextEncoder(str(comfy))(PROMPTS[1])
+            UMT5TextEncoder(str(comfy), device="cpu")(PROMPTS[1])
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ImportError, match="pip install transformers sentencepiece"):
-        UMT5TextEncoder(str(folder))(PROMPTS[1])
+        UMT5TextEncoder(str(folder), device="cpu")(PROMPTS[1])
 
 
 def test_cache_fingerprint_changes_with_the_text_encoder(umt5, tmp_path):
@@ -209,9 +219,9 @@ def test_cache_fingerprint_changes_with_the_text_encoder(umt5, tmp_path):
     file_b = tmp_path / "b.safetensors"
     save_file(hf_encoder_state(model), str(file_b))
     encoders = [build_text_encoder(TrainConfig(text_encoder=name), WIDTH, 64) for name in
-                ("demo", "precomputed", f"umt5:{folder}", f"umt5:{file_a}", f"umt5:{file_b}")]
-    encoders.append(UMT5TextEncoder(str(folder), text_len=32))
-    encoders.append(UMT5TextEncoder(str(folder), text_len=64, dtype=torch.bfloat16))
+                ("demo", "precomputed", f"umt5:{file_a}", f"umt5:{file_b}")]
+    encoders += [UMT5TextEncoder(str(folder), device="cpu", text_len=n, dtype=dtype)
+                 for n, dtype in ((64, torch.float32), (32, torch.float32), (64, torch.bfloat16))]
     prints = {LatentClipEncoder(DemoVideoCodec(), DemoAudioCodec(), e).fingerprint for e in encoders}
     assert len(prints) == len(encoders)
     with pytest.raises(ValueError, match="umt5:<"):
@@ -299,7 +309,7 @@ def test_precomputed_recipes_that_cannot_work_stop_early(tmp_path):
     rows = [{"file": "c0.mp4", "video_caption": "a face", "text_embedding": "c0.text.safetensors"}]
     (data / "captions.json").write_text(json.dumps(rows))
     (data / "c0.mp4").write_bytes(b"not decoded before the checks")
-    base = dict(data_dir=str(data), cache_dir=str(tmp_path / "cache"), preset="tiny", model_overrides=TINY_JOVA)
+    base = {"data_dir": str(data), "cache_dir": str(tmp_path / "cache"), "preset": "tiny", "model_overrides": TINY_JOVA}
     with pytest.raises(ValueError, match="set text_encoder to 'precomputed'"):
         cached_dataset(TrainConfig(**base), show_progress=False)
     with pytest.raises(FileNotFoundError, match="c0.text.safetensors"):
@@ -312,8 +322,10 @@ def test_precomputed_recipes_that_cannot_work_stop_early(tmp_path):
         encoder.clip_text("a prompt", "", "clip c9.mp4")
 
 
-def test_umt5_recipe_caches_the_encoders_states(umt5, tmp_path):
+def test_umt5_recipe_caches_the_encoders_states(umt5, tmp_path, monkeypatch):
     folder, _, _ = umt5
+    # On a GPU the recipe's encoder runs in bfloat16; the 1e-5 comparison needs float32.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     data = tmp_path / "clips"
     rows = [{"file": "c0.mp4", "video_caption": "a woman talks", "audio_caption": "a voice", "transcript": "hello there"}]
     write_clips(data, rows)
