@@ -215,7 +215,9 @@ class JoVATransformer(nn.Module):
         if any(n % p for n, p in zip(sizes, patch)):
             raise ValueError(f"latent sizes {list(sizes)} must be multiples of the patch size {list(patch)}")
         x = ends.patch_embedding(latents)  # [B, dim, *grid]
-        return x.flatten(2).transpose(1, 2).float(), tuple(x.shape[2:])
+        # The transpose is a strided view; without one copy here every block's norms copy the
+        # residual again and its elementwise ops run on transposed memory (as diffusers' Wan notes).
+        return x.flatten(2).transpose(1, 2).float().contiguous(), tuple(x.shape[2:])
 
     def _add_branch(self, branches, states, name, tokens, t, text, batch, dtype) -> None:
         if t is None:
