@@ -21,6 +21,12 @@ transformers' UMT5EncoderModel, an optional dependency imported only here):
   - one file with Wan's own key names (`blocks.N.attn.q.weight`...): Wan2.1's
     models_t5_umt5-xxl-enc-bf16.pth, read with torch.load(weights_only=True); its
     tokenizer is the release's `google/umt5-xxl` folder next to it.
+
+Tokens: a sentencepiece model (ComfyUI's "spiece_model", or spiece.model in a tokenizer
+folder) is used directly, as ComfyUI's CLIPLoader does when the nodes encode a prompt;
+a folder with only tokenizer.json goes through transformers' AutoTokenizer, as Wan2.1
+does. No text cleaning beyond jova_core.text.format_prompt's whitespace collapsing
+(ComfyUI applies none; Wan2.1 and diffusers also unescape HTML entities and run ftfy).
 """
 
 from __future__ import annotations
@@ -245,24 +251,31 @@ class UMT5TextEncoder:
         self._tokenize = self._tokenizer(model_bytes)
 
     def _tokenizer(self, model_bytes: bytes | None):
-        """tokenize(text, max_tokens) -> ids with EOS last, as Wan's tokenizer (truncation on)."""
-        if model_bytes is not None:  # ComfyUI's files: the sentencepiece model, used as ComfyUI does
+        """tokenize(text, max_tokens) -> ids with EOS last, truncated like Wan's tokenizer.
+
+        A sentencepiece model (inside ComfyUI's files, or spiece.model in a tokenizer
+        folder) is used directly, as ComfyUI's CLIPLoader uses it at inference; a folder
+        with only tokenizer.json goes through transformers' AutoTokenizer, as Wan2.1 does.
+        """
+        folder = None
+        if model_bytes is None:
+            folder = next((d for d in self.tokenizer_dirs if _has_tokenizer(d)), None)
+            if folder is None:
+                raise FileNotFoundError(
+                    f"no umT5 tokenizer found for {self.weights}: looked in {self.tokenizer_dirs}. Put the "
+                    "google/umt5-xxl tokenizer files (spiece.model or tokenizer.json) in one of them"
+                )
+            if os.path.isfile(os.path.join(folder, "spiece.model")):
+                with open(os.path.join(folder, "spiece.model"), "rb") as f:
+                    model_bytes = f.read()
+        if model_bytes is not None:
             try:
                 import sentencepiece
             except ImportError as err:
-                raise ImportError(f"reading the tokenizer inside {self.weights} needs sentencepiece: {INSTALL_HINT}") from err
+                raise ImportError(f"reading the umT5 tokenizer needs sentencepiece: {INSTALL_HINT}") from err
             processor = sentencepiece.SentencePieceProcessor(model_proto=model_bytes)
             return lambda text, max_tokens: processor.encode(text)[: max_tokens - 1] + [processor.eos_id()]
-        folder = next((d for d in self.tokenizer_dirs if _has_tokenizer(d)), None)
-        if folder is None:
-            raise FileNotFoundError(
-                f"no umT5 tokenizer found for {self.weights}: looked in {self.tokenizer_dirs}. Put the "
-                "google/umt5-xxl tokenizer files (tokenizer.json or spiece.model) in one of them"
-            )
-        try:
-            tokenizer = _transformers().AutoTokenizer.from_pretrained(folder)
-        except (ImportError, ValueError) as err:  # a spiece.model-only folder needs sentencepiece
-            raise ImportError(f"the umT5 tokenizer in {folder} could not be read ({err}); {INSTALL_HINT}") from err
+        tokenizer = _transformers().AutoTokenizer.from_pretrained(folder)
         return lambda text, max_tokens: tokenizer(
             text, truncation=True, max_length=max_tokens, add_special_tokens=True
         )["input_ids"]

@@ -137,6 +137,7 @@ def test_comfyui_and_wan_single_files_give_the_folders_states(umt5, tmp_path):
     # Wan2.1's release: a torch state dict in Wan's names, tokenizer in google/umt5-xxl beside it.
     release = tmp_path / "Wan2.1-T2V-tiny"
     tokenizer.save_pretrained(release / "google" / "umt5-xxl")
+    (release / "google" / "umt5-xxl" / "spiece.model").write_bytes(model_bytes)  # read with sentencepiece
     torch.save(to_wan_keys(hf_encoder_state(model)), release / "models_t5_umt5-xxl-enc-bf16.pth")
     wan = UMT5TextEncoder(str(release / "models_t5_umt5-xxl-enc-bf16.pth"), device="cpu", text_len=WAN_TEXT_LEN)
     assert (wan(PROMPTS) - expected).abs().max() <= 1e-5
