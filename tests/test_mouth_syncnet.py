@@ -261,15 +261,15 @@ def test_cli_sync_score_with_syncnet(tmp_path, capsys, weights_file, random_sync
     from jova_core.mouth import detect_face_landmarks
     from jova_core.train.synthetic import make_talking_clip
 
-    talking = make_talking_clip(11, seconds=0.6, fps=24.0)
+    talking = make_talking_clip(11, seconds=0.4, fps=24.0)
     clip = str(tmp_path / "talking.mp4")
     write_mp4(clip, talking.frames, talking.fps, talking.waveform, talking.sample_rate)
     # --max-offset narrows the landmark score's search only; LSE keeps the published +-15.
     assert main(["sync-score", clip, "--syncnet", str(weights_file), "--device", "cpu", "--max-offset", "4"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(report["offset_frames"]) <= 4 and "confidence" in report  # the landmark score is still there
-    # 14 frames at 24 fps -> 15 at 25 fps; 0.5833 s of audio -> 14 usable frames; 14 - 5 windows.
-    assert report["syncnet_windows"] == 9
+    # 10 frames at 24 fps -> 10 at 25 fps; 0.4167 s of audio -> 10 usable frames; 10 - 5 windows.
+    assert report["syncnet_windows"] == 5
     assert -15 <= report["syncnet_offset_frames"] <= 15
     assert report["lse_d"] > 0 and report["lse_c"] >= 0
 
@@ -277,7 +277,7 @@ def test_cli_sync_score_with_syncnet(tmp_path, capsys, weights_file, random_sync
     frames, waveform, fps, rate = read_clip(clip)
     landmarks = detect_face_landmarks(frames, fps=fps)
     expected = syncnet_scores(frames, fps, waveform, rate, model=random_syncnet, landmarks=landmarks, max_offset=15)
-    assert expected.face_frames == 14
+    assert expected.face_frames == 10
     assert report["lse_d"] == pytest.approx(expected.lse_d, abs=1e-4)
     assert report["lse_c"] == pytest.approx(expected.lse_c, abs=1e-4)
     assert report["syncnet_offset_frames"] == expected.offset_frames
