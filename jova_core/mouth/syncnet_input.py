@@ -15,10 +15,12 @@ median-filters box centre and size over 13 frames, and crops a square of side
 2 * 1.4 * s (s = half the box's longer side) reaching from s above the centre to
 1.8 s below it, so the mouth sits in the middle; outside the picture it pads with grey
 110; the crop is resized to 224 x 224 (OpenCV bilinear) and fed as BGR. Here the box is
-the extent of the mediapipe face mesh (``detect_face_landmarks``) instead of S3FD's: both
-span brow-to-chin and cheek-to-cheek, but the mesh reaches higher up the forehead, so
-crops are somewhat larger than syncnet_python's (no S3FD weights are available offline to
-calibrate the two). Frames where the mesh found no face take the box interpolated from
+the extent of the mediapipe face mesh (``detect_face_landmarks``: forehead to chin,
+cheek to cheek) instead of S3FD's detection box, with the same crop rule on top. The
+two boxes have not been calibrated against each other (no S3FD weights here), so crops
+can be somewhat larger, smaller or shifted compared with syncnet_python's, and absolute
+LSE values may differ a little from published ones; clips scored the same way compare
+fairly. Frames where the mesh found no face take the box interpolated from
 their neighbours; the median filter then runs with edge frames repeated (scipy's medfilt
 in syncnet_python pads with zeros, which only matters in the first and last 6 frames).
 """
