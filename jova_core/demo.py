@@ -13,6 +13,7 @@ the checkpoint's metadata under "jova_demo", so the demo and the nodes read one 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -50,6 +51,14 @@ class DemoSettings:
     # The reference image: frame 0 of jova_core.train.synthetic's clip with this seed
     # (mouth closed); the model was trained to animate its first frame ("i2va").
     reference_seed: int = 0
+    # After the joint pass, regenerate the video with the generated audio held clean
+    # ("a2v", same seed and steps): the mouth then follows the sound the model made,
+    # which a small model's joint pass does not manage (jova_core/assets/README.md).
+    audio_driven_pass: bool = False
+
+    def sampling_steps(self, steps: int | None = None) -> int:
+        """Model passes x solver steps: what a progress bar counts."""
+        return (steps or self.steps) * (2 if self.audio_driven_pass else 1)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> "DemoSettings":
@@ -141,37 +150,48 @@ def generate_demo(
     checkpoint: str | None = None,
     model=None,
     callback: Callable | None = None,
+    joint_only: bool = False,
 ) -> DemoClip:
-    """One demo clip: text -> joint sampling -> demo codecs. callback: see sampling.sample."""
+    """One demo clip: text -> joint sampling (then, if the model's settings ask for it,
+    an audio-driven video pass) -> demo codecs. callback: see sampling.sample; its
+    StepInfo counts the steps of both passes (DemoSettings.sampling_steps). joint_only
+    skips the audio-driven pass (for comparisons)."""
     from .codecs.demo import DemoAudioCodec, DemoVideoCodec
     from .sampling import sample
     from .text_demo import DemoTextEncoder
 
     settings = load_demo_settings(checkpoint)
+    if joint_only:
+        settings = dataclasses.replace(settings, audio_driven_pass=False)
     model = model if model is not None else load_demo_model(checkpoint)
     config = model.config
     encoder = DemoTextEncoder(config.text_dim, config.text_len)
     prompt = demo_prompt(transcript, settings)
     video_codec, audio_codec = DemoVideoCodec(), DemoAudioCodec()
     video_shape = (1, *video_codec.latent_shape(settings.num_frames, settings.height, settings.width))
+    steps = steps or settings.steps
+    total = settings.sampling_steps(steps)
+    common = dict(
+        text=encoder(prompt),
+        negative_video=encoder(""),  # the empty prompt: what caption dropout trained
+        reference=video_codec.encode(reference_frame(settings)[None, None]),
+        video_shape=video_shape,
+        steps=steps, sampler=settings.sampler, shift=settings.shift,
+        cfg_video=settings.cfg_video, cfg_audio=settings.cfg_audio, seed=seed, fps=settings.fps,
+    )
+
+    def counting_from(done: int):
+        if callback is None:
+            return None
+        return lambda info: callback(dataclasses.replace(info, step=done + info.step, total=total))
+
     with torch.no_grad():
         video, audio = sample(
-            model,
-            text=encoder(prompt),
-            negative_video=encoder(""),  # the empty prompt: what caption dropout trained
-            mode="i2va",
-            reference=video_codec.encode(reference_frame(settings)[None, None]),
-            video_shape=video_shape,
-            audio_shape=(1, audio_codec.latent_channels, settings.audio_latent_frames),
-            steps=steps or settings.steps,
-            sampler=settings.sampler,
-            shift=settings.shift,
-            cfg_video=settings.cfg_video,
-            cfg_audio=settings.cfg_audio,
-            seed=seed,
-            fps=settings.fps,
-            callback=callback,
+            model, mode="i2va", audio_shape=(1, audio_codec.latent_channels, settings.audio_latent_frames),
+            callback=counting_from(0), **common,
         )
+        if settings.audio_driven_pass:
+            video, _ = sample(model, mode="a2v", audio_latents=audio, callback=counting_from(steps), **common)
         frames = video_codec.decode(video)[0]
         waveform = audio_codec.decode(audio)[0]
     return DemoClip(frames, waveform, audio_codec.sample_rate, settings.fps, prompt)
@@ -188,7 +208,7 @@ def clip_lip_sync(frames: torch.Tensor, waveform: torch.Tensor, sample_rate: int
 
 def evaluate_lip_sync(
     num_seeds: int = 20, first_seed: int = 0, checkpoint: str | None = None, steps: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, joint_only: bool = False,
 ) -> list[dict]:
     """Lip sync of demo outputs over seeds: for seed s, the transcript of the synthetic
     clip with seed 900000 + s (outside the training seeds, same distribution) and noise
@@ -201,7 +221,7 @@ def evaluate_lip_sync(
     rows = []
     for i, seed in enumerate(range(first_seed, first_seed + num_seeds)):
         transcript = make_talking_clip(900_000 + seed, seconds=settings.num_frames / settings.fps, fps=settings.fps, size=32).transcript
-        clip = generate_demo(transcript or DEFAULT_TRANSCRIPT, seed, steps, checkpoint, model=model)
+        clip = generate_demo(transcript or DEFAULT_TRANSCRIPT, seed, steps, checkpoint, model=model, joint_only=joint_only)
         row = {"seed": seed, "transcript": transcript, "confidence": None, "offset_frames": None, "peak_correlation": None}
         try:
             score = clip_lip_sync(clip.frames, clip.waveform, clip.sample_rate, clip.fps)
@@ -222,6 +242,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="sampling steps (default: the demo model's setting)")
     parser.add_argument("--checkpoint", help="another demo checkpoint (default: the bundled one)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--joint-only", action="store_true",
+                        help="skip the audio-driven video pass the demo model's settings ask for (for comparisons)")
     parser.add_argument("--lip-sync-seeds", type=int, metavar="N",
                         help="instead of writing a clip: generate N clips (seeds 0..N-1, held-out synthetic "
                              "transcripts) and print the landmark lip-sync score of each and their mean as JSON")
@@ -232,11 +254,12 @@ def _report_lip_sync(args: argparse.Namespace) -> int:
 
     with tqdm(total=args.lip_sync_seeds, desc="lip sync", unit="clip") as bar:
         rows = evaluate_lip_sync(args.lip_sync_seeds, args.seed, args.checkpoint, args.steps,
-                                 progress=lambda done, total: bar.update(done - bar.n))
+                                 progress=lambda done, total: bar.update(done - bar.n), joint_only=args.joint_only)
     scored = [r["confidence"] for r in rows if r["confidence"] is not None]
     offsets = [abs(r["offset_frames"]) for r in rows if r["offset_frames"] is not None]
     summary = {
         "checkpoint": args.checkpoint or DEMO_CHECKPOINT,
+        "joint_only": args.joint_only,
         "seeds": len(rows),
         "faces_found": len(scored),
         "mean_confidence": sum(scored) / len(scored) if scored else None,
@@ -260,8 +283,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         settings = load_demo_settings(args.checkpoint)
-        bar = tqdm(total=args.steps or settings.steps, desc="sampling", unit="step")
-        clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=lambda info: bar.update(1))
+        if args.joint_only:
+            settings = dataclasses.replace(settings, audio_driven_pass=False)
+        bar = tqdm(total=settings.sampling_steps(args.steps), desc="sampling", unit="step")
+        clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=lambda info: bar.update(1),
+                             joint_only=args.joint_only)
         bar.close()
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

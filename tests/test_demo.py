@@ -106,3 +106,36 @@ def test_shipped_reference_frame_is_the_synthetic_one():
     settings = demo.load_demo_settings()
     shipped = demo.reference_frame(settings)
     assert torch.equal(shipped, demo.synthetic_reference_frame(settings))
+
+
+@needs_checkpoint
+def test_audio_driven_pass_regenerates_the_video_to_the_generated_sound(monkeypatch):
+    import dataclasses
+
+    from jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
+
+    model = demo.load_demo_model()
+    settings = dataclasses.replace(demo.load_demo_settings(), audio_driven_pass=True)
+    monkeypatch.setattr(demo, "load_demo_settings", lambda checkpoint=None: settings)
+    seen = []
+    two_pass = demo.generate_demo("ba ma", seed=5, steps=2, model=model, callback=lambda info: seen.append((info.step, info.total)))
+    joint = demo.generate_demo("ba ma", seed=5, steps=2, model=model, joint_only=True)
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)] and settings.sampling_steps(2) == 4
+    # Same sound; the video is the a2v pass on that sound, not the joint pass's video.
+    assert torch.equal(two_pass.waveform, joint.waveform)
+    assert not torch.equal(two_pass.frames, joint.frames)
+    video_codec, audio_codec = DemoVideoCodec(), DemoAudioCodec()
+    from jova_core.sampling import sample
+    from jova_core.text_demo import DemoTextEncoder
+
+    encoder = DemoTextEncoder(model.config.text_dim, model.config.text_len)
+    common = dict(
+        text=encoder(two_pass.prompt), negative_video=encoder(""), steps=2, sampler=settings.sampler, shift=settings.shift,
+        cfg_video=settings.cfg_video, cfg_audio=settings.cfg_audio, seed=5, fps=settings.fps,
+        reference=video_codec.encode(demo.reference_frame(settings)[None, None]),
+        video_shape=(1, *video_codec.latent_shape(settings.num_frames, settings.height, settings.width)),
+    )
+    with torch.no_grad():
+        _, audio = sample(model, mode="i2va", audio_shape=(1, audio_codec.latent_channels, settings.audio_latent_frames), **common)
+        video, _ = sample(model, mode="a2v", audio_latents=audio, **common)
+    torch.testing.assert_close(two_pass.frames, video_codec.decode(video)[0])
