@@ -41,6 +41,11 @@ class JoVAConfig:
     # Extra input channels for the reference image (Waver style: 16 first-frame latent
     # channels + 4 mask channels); 0 disables reference conditioning.
     video_condition_channels: int = 0
+    # Which latent frames carry the reference latent in those channels: "first" (Waver:
+    # frame 0 only; later frames must fetch it through attention) or "every" (repeated on
+    # every frame, as Stable Video Diffusion conditions; the mask still marks frame 0 as
+    # the given one). "every" lets a small model keep the picture from the first steps.
+    reference_frames: str = "first"
     # Video latent frames per pixel frame group (Wan VAE's temporal stride).
     video_temporal_stride: int = 4
 
@@ -73,6 +78,8 @@ class JoVAConfig:
                 "dual_stream_layers needs text_attention='joint': with cross-attention text "
                 "is not a token stream, so there is nothing to give separate weights to"
             )
+        if self.reference_frames not in ("first", "every"):
+            raise ValueError(f"reference_frames must be 'first' or 'every', got {self.reference_frames!r}")
         if self.audio_rope not in ("aligned", "javisdit"):
             raise ValueError(f"audio_rope must be 'aligned' or 'javisdit', got {self.audio_rope!r}")
 

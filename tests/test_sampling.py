@@ -242,6 +242,19 @@ def test_i2va_with_condition_channels_feeds_first_frame_and_mask():
         assert torch.equal(ref[:, 16:, :1], torch.ones(1, 4, 1, 4, 4)) and not ref[:, 16:, 1:].any()
 
 
+def test_reference_on_every_frame_when_the_model_was_trained_so():
+    pos, neg_v, _ = texts()
+    first = torch.randn(1, 16, 1, 4, 4)
+    model = Recorder(random_tiny(video_condition_channels=20, reference_frames="every"))
+    sample(model, text=pos, negative_video=neg_v, mode="a2v", video_shape=VIDEO, audio_latents=torch.randn(AUDIO),
+           reference=first, steps=1)
+    ref = model.calls[0]["reference"]
+    assert torch.equal(ref[:, :16], first.expand(-1, -1, 2, -1, -1))
+    assert torch.equal(ref[:, 16:, :1], torch.ones(1, 4, 1, 4, 4)) and not ref[:, 16:, 1:].any()
+    with pytest.raises(ValueError, match="reference_frames"):
+        random_tiny(video_condition_channels=20, reference_frames="last")
+
+
 def test_i2va_without_condition_channels_holds_the_first_frame():
     pos, neg_v, _ = texts()
     first = torch.randn(1, 16, 4, 4)  # the 4D form is accepted too

@@ -12,8 +12,9 @@
 A reference image (its Wan2.1 VAE latent, one latent frame) conditions the video in one
 of two ways, chosen by the model:
 - models with ``config.video_condition_channels`` (the paper's Waver-style input) get
-  extra input channels: the first-frame latent on latent frame 0 (zeros elsewhere) and
-  a mask of ones on latent frame 0 (``reference_condition``). The trainer builds the
+  extra input channels: the first-frame latent on latent frame 0 (zeros elsewhere; or
+  on every frame for ``config.reference_frames == "every"``) and a mask of ones on
+  latent frame 0 (``reference_condition``). The trainer builds the
   same channels with the same function.
 - models without them (e.g. converted Wan2.1 T2V weights) have latent frame 0 pinned to
   the reference: before every model call it is replaced by the reference noised to the
@@ -80,11 +81,15 @@ def first_frame_latent(reference: torch.Tensor, video_shape: tuple[int, ...]) ->
     return reference.expand(b, -1, -1, -1, -1)
 
 
-def reference_condition(reference: torch.Tensor, video_shape: tuple[int, ...], condition_channels: int) -> torch.Tensor:
+def reference_condition(
+    reference: torch.Tensor, video_shape: tuple[int, ...], condition_channels: int, frames: str = "first"
+) -> torch.Tensor:
     """The model's extra input channels [B, condition_channels, F, H, W] for a reference.
 
-    Channels: [first-frame latent on frame 0, zeros on later frames; 4-channel mask,
-    ones on frame 0]. condition_channels must be the latent channels + 4.
+    Channels: [first-frame latent on frame 0 and zeros on later frames (frames="first"),
+    or on every frame (frames="every"); 4-channel mask, ones on frame 0].
+    condition_channels must be the latent channels + 4; `frames` is the model's
+    config.reference_frames.
     """
     b, c, f, h, w = video_shape
     if condition_channels != c + REFERENCE_MASK_CHANNELS:
@@ -94,7 +99,12 @@ def reference_condition(reference: torch.Tensor, video_shape: tuple[int, ...], c
         )
     first = first_frame_latent(reference, video_shape)
     condition = first.new_zeros(b, condition_channels, f, h, w)
-    condition[:, :c, :1] = first
+    if frames == "first":
+        condition[:, :c, :1] = first
+    elif frames == "every":
+        condition[:, :c] = first
+    else:
+        raise ValueError(f"frames must be 'first' or 'every', got {frames!r}")
     condition[:, c:, :1] = 1
     return condition
 

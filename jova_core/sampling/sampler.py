@@ -195,7 +195,9 @@ class _Setup:
             hint = " (use 'i2va' or 'i2v' for image-conditioned generation)" if mode.video == GENERATE else ""
             raise ValueError(f"mode {mode_name!r} takes no reference image{hint}")
         elif extra:
-            self.condition = reference_condition(reference.to(self.device, torch.float32), self.video_shape, extra)
+            self.condition = reference_condition(
+                reference.to(self.device, torch.float32), self.video_shape, extra, config.reference_frames
+            )
         else:
             self.held_first = first_frame_latent(reference.to(self.device, torch.float32), self.video_shape)
         if extra and self.condition is None and self.video_role != ABSENT:

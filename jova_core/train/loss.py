@@ -74,12 +74,13 @@ def draw_noise(
 def _reference_channels(model, video: torch.Tensor, use: torch.Tensor) -> torch.Tensor | None:
     """The model's condition channels: each chosen sample's own first latent frame as its
     reference (built by the sampler's own reference_condition), zeros for the others."""
-    channels = getattr(model, "module", model).config.video_condition_channels
+    config = getattr(model, "module", model).config
+    channels = config.video_condition_channels
     if not use.any():
         return None
     if not channels:
         raise ValueError("reference_probability > 0 needs a model with video_condition_channels (e.g. 20)")
-    condition = reference_condition(video[:, :, :1], tuple(video.shape), channels)
+    condition = reference_condition(video[:, :, :1], tuple(video.shape), channels, config.reference_frames)
     return condition * use.view(-1, 1, 1, 1, 1).to(condition.dtype)
 
 
