@@ -140,7 +140,7 @@ class JoVABlock(nn.Module):
         return [(stream, slice(None))]
 
     def forward(self, branches: list[BranchState], tokens: list[torch.Tensor], cos, sin, attend, dtype) -> list[torch.Tensor]:
-        """tokens[i] [B, S_i, dim] float32 belongs to branches[i]; cos/sin [sum S_i, D/2]
+        """tokens[i] [B, S_i, dim] float32 belongs to branches[i]; cos/sin [sum S_i, D] (rope.cos_sin)
         cover all branches' tokens in order. Returns the updated tokens per branch."""
         work = []  # (branch index, stream, slice, modulation)
         qs, ks, vs = [], [], []

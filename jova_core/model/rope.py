@@ -78,16 +78,25 @@ def audio_positions_javisdit(grid: tuple[int, int], video_grid: tuple[int, int, 
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs of x [B, S, H, D] by angles given as cos/sin [S, D/2]."""
-    x_pairs = x.float().unflatten(-1, (-1, 2))  # [B, S, H, D/2, 2]
-    real, imag = x_pairs.unbind(-1)
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
-    rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
-    return rotated.flatten(-2).type_as(x)
+    """Rotate adjacent pairs of x [B, S, H, D] by the angles that `cos_sin` made cos/sin [S, D] of.
+
+    Pair (re, im) becomes (re*cos - im*sin, im*cos + re*sin): x * cos + pair_swapped(x) * sin
+    with sin carrying the minus sign, i.e. three contiguous full-width ops instead of strided
+    half-width ones and a re-interleave (the same float results: negation and the order of
+    a sum of two products do not change IEEE rounding).
+    """
+    x32 = x.float()
+    swapped = x32.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (im, re) in each pair
+    return (x32 * cos[:, None] + swapped * sin[:, None]).type_as(x)
 
 
 def cos_sin(angles: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.cos(angles).to(dtype), torch.sin(angles).to(dtype)
+    """angles [S, D/2] -> apply_rope's tables cos [S, D] = (cos, cos), sin [S, D] = (-sin, sin) per pair."""
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    return (
+        torch.stack((cos, cos), dim=-1).flatten(-2).to(dtype),
+        torch.stack((-sin, sin), dim=-1).flatten(-2).to(dtype),
+    )
 
 
 def identity_angles(length: int, head_dim: int, device=None) -> torch.Tensor:
