@@ -48,9 +48,12 @@ class TrainConfig:
     # Weight lambda of the mouth area in the video loss (paper: 5; 0 = plain flow loss).
     mouth_weight: float = 5.0
     audio_loss_weight: float = 1.0
-    # Fraction of samples trained with the text replaced by zeros (the "no prompt" input
-    # that classifier-free guidance contrasts with; the demo text encoder's empty prompt).
+    # Fraction of samples trained with the text replaced by the encoded empty prompt ""
+    # (the negative prompt that classifier-free guidance contrasts with at inference).
     caption_dropout: float = 0.0
+    # With text_encoder "precomputed" and caption_dropout > 0: a safetensors file holding
+    # the same encoder's hidden states of the empty prompt "" (as PrecomputedText reads).
+    empty_text_embedding: str = ""
     # Fraction of samples given their own first latent frame as the reference image
     # (image-to-video+audio training; needs a model with video_condition_channels). The
     # others get zero condition channels (text-to-video+audio).
@@ -94,6 +97,15 @@ class TrainConfig:
             raise ValueError("mouth_weight must be >= 0")
         if not 0.0 <= self.caption_dropout < 1.0:
             raise ValueError("caption_dropout must be in [0, 1)")
+        if self.text_encoder == "precomputed" and self.caption_dropout > 0 and not self.empty_text_embedding:
+            raise ValueError(
+                "caption_dropout > 0 with text_encoder 'precomputed' needs empty_text_embedding: a safetensors file "
+                "with your text encoder's hidden states of the empty prompt \"\" (the negative prompt at inference), "
+                "saved like the clips' text_embedding files"
+            )
+        if self.empty_text_embedding and self.text_encoder != "precomputed":
+            raise ValueError(f"empty_text_embedding is read only with text_encoder 'precomputed'; the "
+                             f"{self.text_encoder!r} encoder encodes the empty prompt itself, so drop the field")
         if not 0.0 <= self.reference_probability <= 1.0:
             raise ValueError("reference_probability must be in [0, 1]")
         clean = (self.clean_audio_probability, self.clean_video_probability)
@@ -110,7 +122,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown training settings {unknown}; known ones: {sorted(known)}")
         base = os.path.dirname(os.path.abspath(path))
-        for key in ("data_dir", "cache_dir", "output_dir", "init_checkpoint"):
+        for key in ("data_dir", "cache_dir", "output_dir", "init_checkpoint", "empty_text_embedding"):
             if data.get(key):
                 data[key] = os.path.join(base, data[key])
         for key in ("video_codec", "audio_codec", "audio_vocoder"):

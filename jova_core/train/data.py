@@ -10,7 +10,9 @@ holding the prompt's text hidden states, read when the recipe's text_encoder is
 Preprocessing turns each clip into one safetensors file in the cache folder holding
 everything a training step needs (video latents, audio latents, text embeddings, latent
 mouth mask). A clip whose cache file exists and was made from the same source file by the
-same encoder is skipped, so an interrupted run continues where it stopped.
+same encoder is skipped, so an interrupted run continues where it stopped. The cache also
+holds the text encoder's encoding of the empty prompt (empty_prompt.safetensors), which
+caption dropout trains with.
 """
 
 from __future__ import annotations
@@ -119,6 +121,16 @@ class CacheItem:
     make: Callable[[], dict[str, torch.Tensor]]
 
 
+def cache_item(item: CacheItem, fingerprint: str) -> bool:
+    """Write the item's cache file unless it is current; True when it was made now."""
+    if _is_current(item.path, fingerprint, item.stamp):
+        return False
+    tensors = {k: v.detach().contiguous().cpu() for k, v in item.make().items()}
+    save_file(tensors, item.path + ".partial", metadata={"encoder": fingerprint, "source": item.stamp})
+    os.replace(item.path + ".partial", item.path)  # atomic: a killed run never leaves a half file
+    return True
+
+
 def cache_items(
     items: list[CacheItem],
     cache_dir: str,
@@ -137,11 +149,7 @@ def cache_items(
     os.makedirs(cache_dir, exist_ok=True)
     made = 0
     for i, item in enumerate(tqdm(items, desc="caching clips", disable=not show_progress)):
-        if not _is_current(item.path, fingerprint, item.stamp):
-            tensors = {k: v.detach().contiguous().cpu() for k, v in item.make().items()}
-            save_file(tensors, item.path + ".partial", metadata={"encoder": fingerprint, "source": item.stamp})
-            os.replace(item.path + ".partial", item.path)  # atomic: a killed run never leaves a half file
-            made += 1
+        made += cache_item(item, fingerprint)
         if progress is not None:
             progress(i + 1, len(items))
     paths = [item.path for item in items]
@@ -172,6 +180,30 @@ def preprocess(
     return cache_items(items, cache_dir, encoder.fingerprint, progress, show_progress)
 
 
+EMPTY_TEXT_NAME = "empty_prompt.safetensors"
+
+
+def empty_text_path(cache_dir: str) -> str:
+    return os.path.join(cache_dir, EMPTY_TEXT_NAME)
+
+
+def cache_empty_text(
+    cache_dir: str, fingerprint: str, make: Callable[[], torch.Tensor], source_file: str = ""
+) -> str:
+    """Cache the text encoder's encoding of the empty prompt "" ("text" [L, D]) once, next
+    to the clips and made by the same encoders (`fingerprint`): caption dropout trains with
+    it because guidance contrasts with it at inference. source_file: the precomputed file
+    it is read from, if any (an edit to it redoes it). Returns the cache file."""
+    stamp = ["empty prompt"]
+    if source_file:
+        st = os.stat(source_file)
+        stamp += [os.path.abspath(source_file), st.st_size, st.st_mtime_ns]
+    os.makedirs(cache_dir, exist_ok=True)
+    path = empty_text_path(cache_dir)
+    cache_item(CacheItem(path, json.dumps(stamp), lambda: {"text": make()}), fingerprint)
+    return path
+
+
 INDEX_NAME = "index.json"
 
 
@@ -191,12 +223,17 @@ def read_index(cache_dir: str) -> list[str]:
 
 
 class CachedClips(torch.utils.data.Dataset):
-    """The cached tensors of each clip; items are dicts of tensors without a batch axis."""
+    """The cached tensors of each clip; items are dicts of tensors without a batch axis.
 
-    def __init__(self, paths: list[str]):
+    empty_text_file: the cached encoding of the empty prompt (cache_empty_text), which
+    batches then carry as "empty_text" [L, D] (one for the whole batch) for caption dropout.
+    """
+
+    def __init__(self, paths: list[str], empty_text_file: str = ""):
         if not paths:
             raise ValueError("no cached clips to train on")
         self.paths = paths
+        self.empty_text = _read_empty_text(empty_text_file, paths[0]) if empty_text_file else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -216,4 +253,22 @@ class CachedClips(torch.utils.data.Dataset):
                     "size, frame count and duration (use batch_size 1 or make the clips uniform)"
                 )
             out[key] = torch.stack([it[key] for it in items])
+        if self.empty_text is not None:
+            out["empty_text"] = self.empty_text
         return out
+
+
+def _read_empty_text(path: str, clip_path: str) -> torch.Tensor:
+    """The cached empty prompt [L, D], checked to come from the clip's encoders and to match its text's shape."""
+    with safe_open(path, framework="pt") as f:
+        made_by = (f.metadata() or {}).get("encoder")
+        empty = f.get_tensor("text")
+    with safe_open(clip_path, framework="pt") as f:
+        clip_by = (f.metadata() or {}).get("encoder")
+        clip_shape = tuple(f.get_slice("text").get_shape()) if "text" in f.keys() else None
+    if made_by != clip_by:
+        raise ValueError(f"{path} was encoded by {made_by!r} but the clips by {clip_by!r}; cache the clips again "
+                         "(set data_dir or synthetic in the recipe) so both come from the same text encoder")
+    if clip_shape is not None and tuple(empty.shape) != clip_shape:
+        raise ValueError(f"{path} holds the empty prompt as {list(empty.shape)} but the clips' text is {list(clip_shape)}")
+    return empty

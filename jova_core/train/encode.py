@@ -6,6 +6,8 @@
         -> face landmarks -> pixel mouth box -> "mouth_mask" [F, H/8, W/8] (latent grid)
     prompt (JoVA format) -> text encoder -> "text" [L, text_dim]
         (or, with text_encoder "precomputed", the clip's own text_embedding file)
+Once per cache: the empty prompt "" -> text encoder -> empty_prompt.safetensors "text"
+    [L, text_dim] (or the recipe's empty_text_embedding file), for caption dropout.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import os
 import torch
 
 from .config import TrainConfig
-from .data import CacheItem, CachedClips, ClipEntry, cache_items, preprocess, read_captions, read_index
+from .data import (CacheItem, CachedClips, ClipEntry, cache_empty_text, cache_items, empty_text_path, preprocess,
+                   read_captions, read_index)
 
 
 TEXT_ENCODERS = "'demo', 'precomputed' or 'umt5:<transformers folder or umT5 weight file>'"
@@ -182,7 +185,9 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
     """Cache the recipe's clips (cfg.data_dir, or cfg.synthetic; skipping those already
     cached) and return the dataset; with neither, the dataset the cache index lists."""
     if not cfg.data_dir and not cfg.synthetic:
-        return CachedClips(read_index(cfg.cache_dir))
+        # A stale empty prompt from other encoders matters (and is refused) only when used.
+        empty = empty_text_path(cfg.cache_dir)
+        return CachedClips(read_index(cfg.cache_dir), empty if cfg.caption_dropout and os.path.isfile(empty) else "")
     from ..config import preset_config
 
     model_cfg = preset_config(cfg.preset, **cfg.model_overrides)
@@ -201,11 +206,21 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
     video_codec, audio_codec = build_codecs(cfg)
     files = "|".join(os.path.basename(f) for f in (cfg.video_codec, cfg.audio_codec, cfg.audio_vocoder))
     encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg, model_cfg.text_dim, model_cfg.text_len), files)
+    if cfg.synthetic and cfg.data_dir:
+        raise ValueError("the recipe sets both data_dir and synthetic; choose one data source")
+    # The empty prompt first (its errors are cheap to hit); "precomputed" has it only from
+    # the recipe's empty_text_embedding (required with caption_dropout, see TrainConfig).
+    empty = ""
+    source = cfg.empty_text_embedding
+    if source and not os.path.isfile(source):
+        raise FileNotFoundError(f"empty_text_embedding {source} does not exist; save the empty prompt's text "
+                                "hidden states there (like the clips' text_embedding files)")
+    if source or cfg.text_encoder != "precomputed":
+        empty = cache_empty_text(cfg.cache_dir, encoder.fingerprint,
+                                 lambda: encoder.clip_text("", source, "the empty prompt"), source)
     if cfg.synthetic:
-        if cfg.data_dir:
-            raise ValueError("the recipe sets both data_dir and synthetic; choose one data source")
         items = synthetic_items(cfg, encoder)
         paths, _ = cache_items(items, cfg.cache_dir, encoder.fingerprint, progress, show_progress)
     else:
         paths, _ = preprocess(entries, cfg.data_dir, cfg.cache_dir, encoder, progress=progress, show_progress=show_progress)
-    return CachedClips(paths)
+    return CachedClips(paths, empty)

@@ -30,7 +30,7 @@ class FlowNoise:
     audio: torch.Tensor  # like the audio latents
     sigma_video: torch.Tensor  # [B], already shifted
     sigma_audio: torch.Tensor  # [B]
-    drop_text: torch.Tensor  # [B] bool: train this sample without its prompt (zeros)
+    drop_text: torch.Tensor  # [B] bool: train this sample with the empty prompt instead of its own
     use_reference: torch.Tensor  # [B] bool: condition this sample on its first latent frame
     clean_video: torch.Tensor  # [B] bool: video given clean (sigma 0, no video loss): v2a
     clean_audio: torch.Tensor  # [B] bool: audio given clean (sigma 0, no audio loss): a2v
@@ -94,7 +94,8 @@ def flow_losses(
 
     batch: "video" [B,16,F,H,W], "audio" [B,C,T], "text" [B,L,D], "mouth_mask" [B,F,H,W]
     (latent-grid mouth boxes, 1 inside; optional when mouth_weight is 0), "fps" [B] (all
-    equal). The video loss weights squared errors by (1 + mouth_weight * mask) (see
+    equal), "empty_text" [L,D] (the encoded empty prompt; needed when samples drop their
+    text). The video loss weights squared errors by (1 + mouth_weight * mask) (see
     jova_core.mouth.mouth_weighted_flow_loss). A modality held clean in a sample adds 0
     to that modality's loss (its velocity would be pure noise to guess): the means stay
     over the whole batch, so processes of a data-parallel run still average exactly.
@@ -108,7 +109,11 @@ def flow_losses(
         raise ValueError(f"clips in one batch must share a frame rate, got {fps.tolist()}")
     text = batch["text"]
     if noise.drop_text.any():
-        text = torch.where(noise.drop_text.to(device).view(-1, 1, 1), torch.zeros_like(text), text)
+        if batch.get("empty_text") is None:
+            raise ValueError("caption dropout needs the encoded empty prompt in the batch ('empty_text' [L, D]); "
+                             "cache the clips with jova_core.train.encode.cached_dataset, which writes it")
+        # Exactly the negative prompt guidance contrasts with at inference: the encoder's "".
+        text = torch.where(noise.drop_text.to(device).view(-1, 1, 1), batch["empty_text"].to(text), text)
     reference = _reference_channels(model, video, noise.use_reference.to(device))
     pred_v, pred_a = model(
         video=add_noise(video, nv, sv),

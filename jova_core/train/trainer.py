@@ -124,6 +124,11 @@ def train(
 
         with accelerator.main_process_first():  # the main process encodes; the others then find it cached
             dataset = cached_dataset(cfg, show_progress=show_progress and accelerator.is_main_process)
+    if cfg.caption_dropout and getattr(dataset, "empty_text", None) is None:
+        raise ValueError(
+            f"caption_dropout {cfg.caption_dropout} needs the encoded empty prompt, and the cache in {cfg.cache_dir} "
+            "has none for these clips: cache them again (set data_dir or synthetic in the recipe)"
+        )
 
     model = build_model(cfg)
     lora = bool(cfg.lora_rank)
