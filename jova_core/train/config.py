@@ -19,7 +19,8 @@ class TrainConfig:
     data_dir: str = ""
     captions: str = "captions.json"
     # Instead of a folder: clips made on the fly by jova_core.train.synthetic, e.g.
-    # {"clips": 320, "seconds": 2.0417, "fps": 24, "size": 128, "first_seed": 0}.
+    # {"clips": 320, "seconds": 2.0417, "fps": 24, "size": 128, "first_seed": 0, "head_motion": 0}
+    # (head_motion: sway amplitude as a fraction of the frame, default 0.015).
     synthetic: dict = field(default_factory=dict)
     # Where preprocessed latents / text embeddings / mouth masks are kept (resumable).
     cache_dir: str = "cache"

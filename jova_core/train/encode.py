@@ -156,7 +156,7 @@ class LatentClipEncoder:
         }
 
 
-SYNTHETIC_KEYS = {"clips", "seconds", "fps", "size", "first_seed"}
+SYNTHETIC_KEYS = {"clips", "seconds", "fps", "size", "first_seed", "head_motion"}
 
 
 def synthetic_items(cfg: TrainConfig, encoder: LatentClipEncoder) -> list[CacheItem]:
