@@ -51,6 +51,9 @@ class DemoSettings:
     # The reference image: frame 0 of jova_core.train.synthetic's clip with this seed
     # (mouth closed); the model was trained to animate its first frame ("i2va").
     reference_seed: int = 0
+    # Head sway of the synthetic clips the model was trained on (make_talking_clip's
+    # head_motion); the reference frame is made with the same value.
+    head_motion: float = 0.015
     # After the joint pass, regenerate the video with the generated audio held clean
     # ("a2v", same seed and steps): the mouth then follows the sound the model made,
     # which a small model's joint pass does not manage (jova_core/assets/README.md).
@@ -130,8 +133,20 @@ def reference_frame(settings: DemoSettings) -> torch.Tensor:
     return synthetic_reference_frame(settings)
 
 
+def save_reference_frame(checkpoint: str | None = None, path: str = DEMO_REFERENCE) -> None:
+    """Write the checkpoint's reference frame (made by the synthetic generator) where
+    reference_frame() looks for it, so the demo runs without scikit-image or mediapipe."""
+    from safetensors.torch import save_file
+
+    settings = load_demo_settings(checkpoint)
+    save_file({"frame": synthetic_reference_frame(settings).contiguous()}, path, metadata=_reference_key(settings))
+
+
 def _reference_key(settings: DemoSettings) -> dict[str, str]:
-    return {"reference_seed": str(settings.reference_seed), "size": f"{settings.height}x{settings.width}", "fps": str(settings.fps)}
+    return {
+        "reference_seed": str(settings.reference_seed), "size": f"{settings.height}x{settings.width}",
+        "fps": str(settings.fps), "head_motion": str(settings.head_motion),
+    }
 
 
 def synthetic_reference_frame(settings: DemoSettings) -> torch.Tensor:
@@ -139,7 +154,9 @@ def synthetic_reference_frame(settings: DemoSettings) -> torch.Tensor:
 
     if settings.height != settings.width:
         raise ValueError("the demo's synthetic reference frames are square")
-    clip = make_talking_clip(settings.reference_seed, seconds=1.0 / settings.fps, fps=settings.fps, size=settings.height)
+    clip = make_talking_clip(
+        settings.reference_seed, seconds=1.0 / settings.fps, fps=settings.fps, size=settings.height, head_motion=settings.head_motion
+    )
     return clip.frames[0]
 
 
