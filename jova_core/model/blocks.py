@@ -102,9 +102,12 @@ class TokenStream(nn.Module):
         v = attn.v(h).unflatten(-1, (num_heads, -1))
         return q, k, v
 
-    def finish(self, x, attn_out, mod, context, num_heads: int, attend, dtype: torch.dtype):
-        """Residual update after the joint attention: output projection, text, FFN."""
-        x = torch.addcmul(x, self.self_attn.o(attn_out.flatten(2).to(dtype)).float(), mod[2])
+    def add_attention(self, x, attn_out, mod, dtype: torch.dtype) -> torch.Tensor:
+        """Residual update by this group's part of the joint attention (output projection, gate)."""
+        return torch.addcmul(x, self.self_attn.o(attn_out.flatten(2).to(dtype)).float(), mod[2])
+
+    def text_and_ffn(self, x, mod, context, num_heads: int, attend, dtype: torch.dtype) -> torch.Tensor:
+        """Residual updates after the joint attention: cross-attention to text, then FFN."""
         if context is not None:
             x = x + self.cross_attn(self.norm3(x).to(dtype), context, num_heads, attend).float()
         h = torch.addcmul(mod[3], self.norm2(x), 1 + mod[4]).to(dtype)
@@ -142,6 +145,24 @@ class JoVABlock(nn.Module):
     def forward(self, branches: list[BranchState], tokens: list[torch.Tensor], cos, sin, attend, dtype) -> list[torch.Tensor]:
         """tokens[i] [B, S_i, dim] float32 belongs to branches[i]; cos/sin [sum S_i, D] (rope.cos_sin)
         cover all branches' tokens in order. Returns the updated tokens per branch."""
+        work, lengths, q, k, v = self._joint_qkv(branches, tokens, dtype)
+        out = attend(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v)  # ONE joint attention
+        # Tensors are released as soon as they are used (q, k, v here, the attention output
+        # after the loop below): the FFN's large temporaries then reuse their memory instead
+        # of faulting in fresh pages.
+        del q, k, v
+        updated = [
+            (i, stream, mod, stream.add_attention(tokens[i][:, part], attn_out, mod, dtype))
+            for (i, stream, part, mod), attn_out in zip(work, out.split(lengths, dim=1))
+        ]
+        del out
+        pieces: list[list[torch.Tensor]] = [[] for _ in branches]
+        for i, stream, mod, x in updated:
+            pieces[i].append(stream.text_and_ffn(x, mod, branches[i].context, self.num_heads, attend, dtype))
+        return [_join(p) for p in pieces]
+
+    def _joint_qkv(self, branches: list[BranchState], tokens: list[torch.Tensor], dtype):
+        """Every group's q, k, v [B, S_g, H, D], joined along the sequence in group order."""
         work = []  # (branch index, stream, slice, modulation)
         qs, ks, vs = [], [], []
         for i, branch in enumerate(branches):
@@ -150,18 +171,7 @@ class JoVABlock(nn.Module):
                 q, k, v = stream.qkv(tokens[i][:, part], mod, self.num_heads, dtype)
                 work.append((i, stream, part, mod))
                 qs.append(q), ks.append(k), vs.append(v)
-        lengths = [q.shape[1] for q in qs]
-        q = apply_rope(_join(qs), cos, sin)
-        k = apply_rope(_join(ks), cos, sin)
-        out = attend(q, k, _join(vs)).split(lengths, dim=1)  # ONE joint attention
-
-        pieces: list[list[torch.Tensor]] = [[] for _ in branches]
-        for (i, stream, part, mod), attn_out in zip(work, out):
-            branch = branches[i]
-            pieces[i].append(
-                stream.finish(tokens[i][:, part], attn_out, mod, branch.context, self.num_heads, attend, dtype)
-            )
-        return [_join(p) for p in pieces]
+        return work, [q.shape[1] for q in qs], _join(qs), _join(ks), _join(vs)
 
 
 def _join(parts: list[torch.Tensor]) -> torch.Tensor:
