@@ -38,10 +38,13 @@ class RMSNorm(nn.Module):
 
 
 class LayerNorm32(nn.LayerNorm):
-    """LayerNorm computed in float32 whatever the input dtype."""
+    """LayerNorm computed in float32 whatever the input and weight dtypes (a model loaded
+    in bf16 has bf16 affine weights, which F.layer_norm will not mix with float32 input)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type_as(x)
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).type_as(x)
 
 
 class Projections(nn.Module):

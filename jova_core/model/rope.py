@@ -80,14 +80,15 @@ def audio_positions_javisdit(grid: tuple[int, int], video_grid: tuple[int, int, 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate adjacent pairs of x [B, S, H, D] by the angles that `cos_sin` made cos/sin [S, D] of.
 
-    Pair (re, im) becomes (re*cos - im*sin, im*cos + re*sin): x * cos + pair_swapped(x) * sin
-    with sin carrying the minus sign, i.e. three contiguous full-width ops instead of strided
-    half-width ones and a re-interleave (the same float results: negation and the order of
-    a sum of two products do not change IEEE rounding).
+    Pair (re, im) becomes (re*cos - im*sin, im*cos + re*sin) = x * cos + pair_swapped(x) * sin
+    with sin carrying the minus sign: contiguous full-width ops, two of them in place (fewer
+    fresh buffers), and the same float results as the textbook form (negation and the order
+    of a sum of two products do not change IEEE rounding).
     """
     x32 = x.float()
-    swapped = x32.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (im, re) in each pair
-    return (x32 * cos[:, None] + swapped * sin[:, None]).type_as(x)
+    real, imag = x32.unflatten(-1, (-1, 2)).unbind(-1)
+    swapped = torch.stack((imag, real), dim=-1).flatten(-2)  # (im, re) in each pair; faster than flip
+    return (x32 * cos[:, None]).add_(swapped.mul_(sin[:, None])).type_as(x)
 
 
 def cos_sin(angles: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
