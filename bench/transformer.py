@@ -6,7 +6,10 @@
      torch.utils.flop_counter) as a fraction of a large fp32 matmul's GFLOP/s measured in
      the same run (target >= 0.5).
 
-    python bench/transformer.py [--dim 512 --layers 4 --frames 5 --size 32]
+    python bench/transformer.py [--dim 512 --layers 4 --frames 5 --size 32] [--threads 1]
+
+On a busy machine wall times swing by 10% and more between runs; --threads 1 also prints
+(i) in single-thread CPU time, which other processes cannot inflate.
 """
 
 from __future__ import annotations
@@ -28,18 +31,23 @@ from jova_core.convert.wan import convert_wan  # noqa: E402
 from jova_core.model.transformer import JoVATransformer  # noqa: E402
 
 
-def median_seconds(*fns, repeats: int) -> list[float]:
-    """Median wall time of each fn; calls alternate so that load from elsewhere hits all alike."""
+def timed_rounds(*fns, repeats: int, clock=time.perf_counter) -> list[list[float]]:
+    """Times of each fn over `repeats` rounds (one warm-up call each first); within a round
+    the calls alternate order so that load from elsewhere hits all alike."""
     for fn in fns:
         fn()  # warm-up
     times = [[] for _ in fns]
     for round_ in range(repeats):
         order = list(zip(fns, times))
         for fn, samples in order if round_ % 2 == 0 else reversed(order):  # no first-mover bias
-            start = time.perf_counter()
+            start = clock()
             fn()
-            samples.append(time.perf_counter() - start)
-    return [statistics.median(samples) for samples in times]
+            samples.append(clock() - start)
+    return times
+
+
+def median_seconds(*fns, repeats: int) -> list[float]:
+    return [statistics.median(samples) for samples in timed_rounds(*fns, repeats=repeats)]
 
 
 def main() -> None:
@@ -51,7 +59,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="video latent height = width")
     parser.add_argument("--text-len", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch threads for both models (default: torch's); 1 gives steadier numbers on a busy machine",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     wan = WanTransformer3DModel(
@@ -70,11 +84,24 @@ def main() -> None:
     audio = torch.randn(1, 20, max(1, round(seconds * cfg.audio_latent_rate)))
 
     with torch.inference_mode():
-        t_diffusers, t_ours = median_seconds(
+        rounds_diffusers, rounds_ours = timed_rounds(
             lambda: wan(hidden_states=video, timestep=t, encoder_hidden_states=text),
             lambda: ours(video=video, t_video=t, text=text),
             repeats=args.repeats,
         )
+        t_diffusers, t_ours = statistics.median(rounds_diffusers), statistics.median(rounds_ours)
+        # Each round's two calls ran back to back, under about the same outside load.
+        round_ratios = sorted(o / d for o, d in zip(rounds_ours, rounds_diffusers))
+        cpu_ratio = None
+        if torch.get_num_threads() == 1:
+            # One thread does all the work, so its CPU time is the work itself, untouched by
+            # the time other processes take from it (wall time on a busy machine is not).
+            cpu_diffusers, cpu_ours = timed_rounds(
+                lambda: wan(hidden_states=video, timestep=t, encoder_hidden_states=text),
+                lambda: ours(video=video, t_video=t, text=text),
+                repeats=args.repeats, clock=time.thread_time,
+            )
+            cpu_ratio = statistics.median(cpu_ours) / statistics.median(cpu_diffusers)
 
         def joint():
             return ours(video=video, audio=audio, t_video=t, t_audio=t, text=text)
@@ -94,6 +121,10 @@ def main() -> None:
           f"text {args.text_len}, threads {torch.get_num_threads()}")
     print(f"video-only forward: ours {t_ours * 1e3:.1f} ms, diffusers {t_diffusers * 1e3:.1f} ms")
     print(f"(i)  ours / diffusers time ratio: {t_ours / t_diffusers:.3f}  (target <= 1.0)")
+    print(f"     per-round ratios (noise check): min {round_ratios[0]:.3f}, "
+          f"median {statistics.median(round_ratios):.3f}, max {round_ratios[-1]:.3f}")
+    if cpu_ratio is not None:
+        print(f"     same in single-thread CPU time (steady on a busy machine): {cpu_ratio:.3f}")
     print(f"joint forward: {flops / 1e9:.2f} GFLOP in {t_joint * 1e3:.1f} ms = {achieved:.1f} GFLOP/s; "
           f"fp32 2048^3 matmul {peak:.1f} GFLOP/s")
     print(f"(ii) joint forward GFLOP/s / matmul GFLOP/s: {achieved / peak:.3f}  (target >= 0.5)")
