@@ -316,11 +316,22 @@ def test_cpu_demo_workflow_uses_the_demo_models_own_settings(specs):
     assert (geometry.width, geometry.height, geometry.frames, geometry.fps) == \
         (settings.width, settings.height, settings.num_frames, settings.fps)
     assert geometry.audio_shape[-1] == settings.audio_latent_frames
-    sampler = by_type["JoVASampler"][0]
-    assert (sampler["steps"], sampler["sampler"], sampler["shift"], sampler["cfg_video"], sampler["cfg_audio"]) == \
-        (settings.steps, settings.sampler, settings.shift, settings.cfg_video, settings.cfg_audio)
-    # The demo model animates its reference frame (as jova_core.demo.generate_demo does).
-    assert sampler["mode"] == "i2va" and prompt[sampler["reference_image"][0]]["class_type"] == "JoVADemoReferenceImage"
+    samplers = by_type["JoVASampler"]
+    for sampler in samplers:
+        assert (sampler["steps"], sampler["sampler"], sampler["shift"], sampler["cfg_video"], sampler["cfg_audio"]) == \
+            (settings.steps, settings.sampler, settings.shift, settings.cfg_video, settings.cfg_audio)
+        assert prompt[sampler["reference_image"][0]]["class_type"] == "JoVADemoReferenceImage"
+    # The passes jova_core.demo.generate_demo runs: i2va animates the reference frame; when
+    # the settings ask for it, an a2v pass (same seed) on the latent the first one made.
+    first = next(s for s in samplers if s["mode"] == "i2va")
+    if settings.audio_driven_pass:
+        second = next(s for s in samplers if s["mode"] == "a2v")
+        assert len(samplers) == 2 and second["seed"] == first["seed"] and "audio" not in second
+        assert prompt[second["latent"][0]]["class_type"] == "JoVASampler" and prompt[second["latent"][0]]["inputs"] is first
+        decoder = by_type["JoVADecode"][0]
+        assert prompt[decoder["latent"][0]]["inputs"] is second
+    else:
+        assert len(samplers) == 1
     positive = next(t for t in by_type["JoVATextEncode"] if t["transcript"])
     assert core("text").format_prompt(positive["video_caption"], positive["audio_caption"], positive["transcript"]) == \
         core("demo").demo_prompt(positive["transcript"], settings)
