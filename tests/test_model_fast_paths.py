@@ -4,6 +4,7 @@
   adjacent pairs bit for bit, forward and backward.
 - Token layout: the residual stream enters the blocks contiguous (a transposed view made
   every norm copy it).
+- The FFN's in-place GELU gives nn.GELU's values and gradients.
 - LayerNorm32 runs with bf16 affine weights (a Wan2.1 checkpoint loaded in bf16).
 """
 
@@ -15,7 +16,7 @@ import torch
 
 from jova_core.config import JoVAConfig, preset_config
 from jova_core.model import rope
-from jova_core.model.blocks import LayerNorm32
+from jova_core.model.blocks import LayerNorm32, feed_forward
 from jova_core.model.transformer import JoVATransformer
 
 
@@ -72,6 +73,24 @@ def test_tokens_enter_the_blocks_contiguous():
                 t_video=500.0, t_audio=500.0, text=torch.randn(1, 5, config.text_dim, generator=g),
             )
         assert len(seen) == 2 and all(tokens.is_contiguous() for tokens in seen)
+
+
+def test_ffn_in_place_gelu_matches_nn_gelu_forward_and_backward():
+    torch.manual_seed(4)
+    ffn = feed_forward(8, 32)
+    reference = torch.nn.Sequential(ffn[0], torch.nn.GELU(approximate="tanh"), ffn[2])
+    x = torch.randn(2, 5, 8)
+    results = []
+    for net in (ffn, reference):
+        leaf = x.clone().requires_grad_()
+        out = net(leaf)
+        out.square().sum().backward()
+        results.append((out.detach(), leaf.grad, ffn[0].weight.grad.clone()))
+        ffn.zero_grad()
+    for got, expected in zip(*results):
+        assert torch.equal(got, expected)
+    with torch.no_grad():
+        assert torch.equal(ffn(x), reference(x))
 
 
 def test_layernorm32_accepts_bf16_affine_weights():

@@ -70,8 +70,20 @@ class CrossAttention(Projections):
         return self.o(attend(q, k, v).flatten(2))
 
 
+class InPlaceGELU(nn.Module):
+    """tanh-approximated GELU written over its input.
+
+    In the FFN its input is the first projection's fresh output, so this saves the largest
+    buffer of a block ([tokens, ffn_dim]) at the FFN's peak; same values as nn.GELU (same
+    kernel). Under autograd torch keeps its own copy of the input for the backward.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.gelu_(x, approximate="tanh")
+
+
 def feed_forward(dim: int, ffn_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(ffn_dim, dim))
+    return nn.Sequential(nn.Linear(dim, ffn_dim), InPlaceGELU(), nn.Linear(ffn_dim, dim))
 
 
 class TokenStream(nn.Module):
