@@ -409,9 +409,12 @@ def test_demo_graph_reproduces_jova_core_demo(env):
     reference = run_node(n.JoVADemoReferenceImage)[0]
     video_codec = run_node(n.JoVAVideoCodecLoader, codec_name=n.loaders.DEMO_CODEC)[0]
     audio_codec = run_node(n.JoVAAudioCodecLoader, vae_name=n.loaders.DEMO_CODEC, vocoder_name=n.loaders.NO_VOCODER)[0]
-    out = run_node(n.JoVASampler, model=model, positive=positive, negative=negative, latent=latent, seed=3, steps=2,
-                   sampler=settings.sampler, shift=settings.shift, cfg_video=settings.cfg_video,
-                   cfg_audio=settings.cfg_audio, mode="i2va", reference_image=reference, video_codec=video_codec)[0]
+    passes = ["i2va", "a2v"] if settings.audio_driven_pass else ["i2va"]  # as workflows/jova_cpu_demo.json chains them
+    out = latent
+    for mode in passes:
+        out = run_node(n.JoVASampler, model=model, positive=positive, negative=negative, latent=out, seed=3, steps=2,
+                       sampler=settings.sampler, shift=settings.shift, cfg_video=settings.cfg_video,
+                       cfg_audio=settings.cfg_audio, mode=mode, reference_image=reference, video_codec=video_codec)[0]
     images, audio, fps = run_node(n.JoVADecode, latent=out, audio_codec=audio_codec, video_codec=video_codec,
                                   tiled=False).args
     clip = demo.generate_demo("ba ma", seed=3, steps=2)
