@@ -83,12 +83,14 @@ def main() -> None:
     seconds = (1 + (args.frames - 1) * cfg.video_temporal_stride) / cfg.default_fps
     audio = torch.randn(1, 20, max(1, round(seconds * cfg.audio_latent_rate)))
 
+    def diffusers_video_only():
+        return wan(hidden_states=video, timestep=t, encoder_hidden_states=text)
+
+    def ours_video_only():
+        return ours(video=video, t_video=t, text=text)
+
     with torch.inference_mode():
-        rounds_diffusers, rounds_ours = timed_rounds(
-            lambda: wan(hidden_states=video, timestep=t, encoder_hidden_states=text),
-            lambda: ours(video=video, t_video=t, text=text),
-            repeats=args.repeats,
-        )
+        rounds_diffusers, rounds_ours = timed_rounds(diffusers_video_only, ours_video_only, repeats=args.repeats)
         t_diffusers, t_ours = statistics.median(rounds_diffusers), statistics.median(rounds_ours)
         # Each round's two calls ran back to back, under about the same outside load.
         round_ratios = sorted(o / d for o, d in zip(rounds_ours, rounds_diffusers))
@@ -97,9 +99,7 @@ def main() -> None:
             # One thread does all the work, so its CPU time is the work itself, untouched by
             # the time other processes take from it (wall time on a busy machine is not).
             cpu_diffusers, cpu_ours = timed_rounds(
-                lambda: wan(hidden_states=video, timestep=t, encoder_hidden_states=text),
-                lambda: ours(video=video, t_video=t, text=text),
-                repeats=args.repeats, clock=time.thread_time,
+                diffusers_video_only, ours_video_only, repeats=args.repeats, clock=time.thread_time
             )
             cpu_ratio = statistics.median(cpu_ours) / statistics.median(cpu_diffusers)
 

@@ -299,12 +299,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.out} exists; choose another --out or pass --overwrite", file=sys.stderr)
         return 1
     try:
-        settings = load_demo_settings(args.checkpoint)
-        if args.joint_only:
-            settings = dataclasses.replace(settings, audio_driven_pass=False)
-        bar = tqdm(total=settings.sampling_steps(args.steps), desc="sampling", unit="step")
-        clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=lambda info: bar.update(1),
-                             joint_only=args.joint_only)
+        bar = tqdm(desc="sampling", unit="step")
+
+        def step(info) -> None:
+            bar.total = info.total  # both passes' steps, as generate_demo counts them
+            bar.update(1)
+
+        clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=step, joint_only=args.joint_only)
         bar.close()
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
