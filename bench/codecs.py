@@ -20,16 +20,16 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-MANIFESTS = "/work/shared/reference/manifests/"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
 def random_state_dict(manifest: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors with the exact keys/shapes of a real checkpoint."""
     g = torch.Generator().manual_seed(seed)
-    with open(MANIFESTS + manifest + ".json") as f:
-        keys = json.load(f)["keys"]
+    from manifests import manifest as read_manifest
+
+    keys = read_manifest(manifest)["keys"]
     out = {}
     for key, (shape, _) in keys.items():
         tensor = torch.randn(shape, generator=g)

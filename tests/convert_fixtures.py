@@ -10,24 +10,15 @@ Oracles, none of which uses jova_core:
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-MANIFESTS = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "manifests"
 
 # head dim 128 like every Wan2.1; everything else tiny.
 TINY = dict(num_heads=2, head_dim=128, ffn_dim=64, text_dim=32, freq_dim=256, layers=2)
 TEXT_LEN = 512  # Wan pads prompts to 512 tokens; the oracle sees the padded text too
-
-
-def manifest_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """Meta tensors with the shapes and dtypes of a manifest (a real checkpoint's key table)."""
-    keys = json.loads((MANIFESTS / f"{name}.json").read_text())["keys"]
-    return {k: torch.empty(shape, dtype=getattr(torch, dtype), device="meta") for k, (shape, dtype) in keys.items()}
 
 
 def randomize_(module: torch.nn.Module, seed: int, std: float = 0.2) -> torch.nn.Module:

@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 import torch
-from convert_fixtures import MANIFESTS, manifest_state_dict, tiny_diffusers_wan, tiny_javisdit_state_dict, to_original_layout
+from manifests import manifest_state_dict
+from convert_fixtures import tiny_diffusers_wan, tiny_javisdit_state_dict, to_original_layout
 from safetensors.torch import save_file
 
 from jova_core.checkpoint import identify_file, load_native, load_transformer, read_metadata, save_transformer
@@ -101,7 +102,6 @@ def test_unreadable_files_say_so(tmp_path):
         load_transformer(str(tmp_path / "absent.safetensors"))
 
 
-@pytest.mark.skipif(not MANIFESTS.is_dir(), reason=f"checkpoint manifests not found at {MANIFESTS}")
 @pytest.mark.parametrize(
     "manifest, kind",
     [

@@ -2,7 +2,6 @@
 vocoders vs independent implementations, full-size key coverage on the meta device."""
 
 import importlib.util
-import json
 import math
 import sys
 import types
@@ -15,24 +14,13 @@ from diffusers import MMAudioVAE, MMAudioVocoder
 from diffusers.models.autoencoders import autoencoder_mmaudio
 from diffusers.models.autoencoders.autoencoder_mmaudio import MMAudioMelSpectrogram, mel_filterbank
 
+from manifests import manifest, manifest_state_dict
+
 from jova_core.codecs import load_audio_codec
 from jova_core.codecs.bigvgan import vocode, vocoder_from_state_dict
 from jova_core.codecs.mel import MEL_16K, MEL_44K, MelFrontEnd
 from jova_core.codecs.mmaudio_vae import mmaudio_vae_from_state_dict
 from jova_core.codecs.signals import syllables
-
-MANIFESTS = "/work/shared/reference/manifests/"
-
-
-def manifest(name):
-    with open(MANIFESTS + name + ".json") as f:
-        return json.load(f)
-
-
-def meta_state_dict(name):
-    with torch.device("meta"):
-        return {k: torch.empty(shape) for k, (shape, _) in manifest(name)["keys"].items()}
-
 
 # ---------------------------------------------------------------- mel front end
 
@@ -76,7 +64,7 @@ def test_mel_log_base_differs_by_variant():
 
 @pytest.mark.parametrize("name,mels,latent,hidden", [("mmaudio_vae_16k", 80, 20, 384), ("mmaudio_vae_44k", 128, 40, 512)])
 def test_mmaudio_vae_real_keys_all_load_at_full_size(name, mels, latent, hidden):
-    vae, mel = mmaudio_vae_from_state_dict(meta_state_dict(name), name, device="meta")
+    vae, mel = mmaudio_vae_from_state_dict(manifest_state_dict(name, keep_dtype=False), name, device="meta")
     assert (vae.config.mel_bins, vae.config.latent_channels, vae.config.hidden_channels) == (mels, latent, hidden)
     assert mel.n_mels == mels
     params = sum(v.numel() for k, v in vae.state_dict().items() if k.startswith("vae."))
@@ -153,7 +141,7 @@ def as_weight_g_v(state_dict):
     ("bigvgan_v2_44khz_128band_512x", as_weight_g_v), ("bigvgan_v2_44khz_128band_512x", as_parametrizations),
 ])
 def test_vocoder_real_keys_all_load_at_full_size(name, style):
-    state = style(meta_state_dict(name))
+    state = style(manifest_state_dict(name, keep_dtype=False))
     vocoder = vocoder_from_state_dict({"generator." + k: v for k, v in state.items()}, name, 16_000, device="meta")
     is_16k = name.startswith("bigvgan_16k")
     cfg = vocoder.config

@@ -1,6 +1,5 @@
 """Wan2.1 video codec: real-size key coverage (meta device) and a tiny random VAE end to end."""
 
-import json
 
 import pytest
 import torch
@@ -8,10 +7,11 @@ from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import save_file
 
+from manifests import manifest, manifest_state_dict
+
 from jova_core.codecs import load_video_codec, valid_video_size
 from jova_core.codecs.wan_vae import WanVideoCodec, wan_vae_config, wan_vae_from_state_dict
 
-MANIFEST = "/work/shared/reference/manifests/wan2.1_vae.json"
 # Published Wan2.1 latent statistics (formats.md).
 MEAN = [-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
         0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921]
@@ -20,27 +20,17 @@ STD = [2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
 TINY_DIM = 8
 
 
-def manifest():
-    with open(MANIFEST) as f:
-        return json.load(f)
-
-
-def meta_original_state_dict():
-    with torch.device("meta"):
-        return {k: torch.empty(shape) for k, (shape, _) in manifest()["keys"].items()}
-
-
 def test_real_file_keys_all_load_at_full_size():
-    data = manifest()
-    vae = wan_vae_from_state_dict(meta_original_state_dict(), "manifest", device="meta")
+    data = manifest("wan2.1_vae")
+    vae = wan_vae_from_state_dict(manifest_state_dict("wan2.1_vae", keep_dtype=False), "manifest", device="meta")
     assert sum(p.numel() for p in vae.state_dict().values()) == data["n_params"]
     assert vae.config.base_dim == 96 and vae.config.z_dim == 16
 
 
 def test_comfyui_prefix_is_accepted_and_wrong_shape_is_named():
-    prefixed = {f"vae.{k}": v for k, v in meta_original_state_dict().items()}
+    prefixed = {f"vae.{k}": v for k, v in manifest_state_dict("wan2.1_vae", keep_dtype=False).items()}
     wan_vae_from_state_dict(prefixed, "prefixed", device="meta")
-    broken = meta_original_state_dict()
+    broken = manifest_state_dict("wan2.1_vae", keep_dtype=False)
     broken["decoder.head.2.weight"] = torch.empty(3, 96, 3, 3, 2, device="meta")
     with pytest.raises(KeyError, match="decoder.conv_out.weight"):
         wan_vae_from_state_dict(broken, "broken", device="meta")
@@ -53,7 +43,7 @@ def tiny_original_file(tmp_path, suffix):
     cfg["base_dim"] = TINY_DIM
     reference = AutoencoderKLWan(**cfg).eval()
     # Original <- diffusers names, from diffusers' own converter applied to the real key set.
-    original = meta_original_state_dict()
+    original = manifest_state_dict("wan2.1_vae", keep_dtype=False)
     by_tensor = {id(v): k for k, v in original.items()}
     to_original = {new: by_tensor[id(v)] for new, v in convert_wan_vae_to_diffusers(original).items()}
     state = {to_original[k]: v.contiguous() for k, v in reference.state_dict().items()}

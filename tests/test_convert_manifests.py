@@ -11,14 +11,12 @@ import math
 
 import pytest
 import torch
-from convert_fixtures import MANIFESTS, manifest_state_dict
+from manifests import manifest_state_dict
 
 from jova_core.checkpoint import convert_state_dict
 from jova_core.convert import convert_javisdit, convert_wan
 from jova_core.convert.detect import identify
 
-if not MANIFESTS.is_dir():
-    pytest.skip(f"checkpoint manifests not found at {MANIFESTS} (the shared reference folder)", allow_module_level=True)
 
 WAN_13B = "wan2.1_t2v_1.3B_transformer"
 WAN_14B = "wan2.1_t2v_14B_transformer"
