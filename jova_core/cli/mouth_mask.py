@@ -50,9 +50,9 @@ def _read(path: str) -> tuple[np.ndarray, float | None]:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .extract import extract_mouth_masks
-    from .landmarks import to_uint8_frames
-    from .preview import render_preview
+    from ..mouth.extract import extract_mouth_masks
+    from ..mouth.landmarks import to_uint8_frames
+    from ..mouth.preview import render_preview
 
     if not args.out and not args.json:
         print("nothing to do: give --out PREVIEW (.png / .mp4) and/or --json", file=sys.stderr)
