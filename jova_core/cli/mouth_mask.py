@@ -15,8 +15,6 @@ import sys
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="an image (.png, .jpg, ...) or a video (.mp4, ...)")
@@ -31,28 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
-def _read(path: str) -> tuple[np.ndarray, float | None]:
-    """(frames uint8 [T, H, W, 3], fps or None for an image)."""
-    if path.lower().endswith(IMAGE_EXTENSIONS):
-        import cv2  # comes with mediapipe
-
-        # imdecode (not imread) so that non-ASCII paths work on every OS.
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"could not read {path} as an image")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None], None
-    from ..io import read_clip
-
-    frames, _, fps, _ = read_clip(path)
-    return frames, fps
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..mouth.extract import extract_mouth_masks
-    from ..mouth.landmarks import to_uint8_frames
-    from ..mouth.preview import render_preview
+    from ..mouth.preview import read_frames, render_preview, write_preview
 
     if not args.out and not args.json:
         print("nothing to do: give --out PREVIEW (.png / .mp4) and/or --json", file=sys.stderr)
@@ -64,11 +45,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     try:
-        frames, fps = _read(args.input)
+        frames, fps = read_frames(args.input)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    frames = to_uint8_frames(frames)
     is_video = fps is not None
     if args.out and not args.out.lower().endswith(".mp4" if is_video else ".png"):
         print(f"--out must end in {'.mp4' if is_video else '.png'} for {'a video' if is_video else 'an image'}", file=sys.stderr)
@@ -90,18 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no face in {len(masks.landmarks.missing_frames)} of {len(frames)} frames", file=sys.stderr)
     if args.out:
         preview = render_preview(frames, masks.pixel, masks.landmarks.tracks, masks.boxes)
-        if is_video:
-            from ..io import write_mp4
-
-            write_mp4(args.out, preview, fps)
-        else:
-            import cv2
-
-            ok, png = cv2.imencode(".png", cv2.cvtColor(preview[0], cv2.COLOR_RGB2BGR))
-            if not ok:
-                raise RuntimeError("could not encode the preview as PNG")
-            with open(args.out, "wb") as f:
-                f.write(png.tobytes())
+        write_preview(args.out, preview, fps)
     if args.json:
         boxes_per_frame = [
             [[round(float(v), 2) for v in boxes[t]] for boxes in masks.boxes if not np.isnan(boxes[t, 0])] for t in range(len(frames))

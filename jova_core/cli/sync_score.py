@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..io import read_clip
     from ..mouth.landmarks import detect_face_landmarks
-    from ..lipsync.sync import audio_envelope, sync_score
+    from ..lipsync.sync import clip_sync_score
 
     if not os.path.isfile(args.clip):
         print(f"clip not found: {args.clip}", file=sys.stderr)
@@ -67,9 +67,8 @@ def run(args: argparse.Namespace) -> int:
             fps=fps,
             callback=lambda done, total: bar.update(done - bar.n),
         )
-    envelope = audio_envelope(waveform, sample_rate, fps, len(frames))
     try:
-        score = sync_score(landmarks.main.mouth_aperture(), envelope, args.max_offset)
+        score = clip_sync_score(landmarks, waveform, sample_rate, fps, args.max_offset)
     except ValueError as error:
         print(f"{args.clip}: {error}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ from jova_core.train.synthetic, through the weight-free demo codecs
 The command line (``python -m jova_core demo``) is jova_core/cli/demo.py.
 """
 
-from .evaluate import clip_lip_sync, evaluate_lip_sync, summarize_lip_sync
+from .evaluate import evaluate_lip_sync, summarize_lip_sync
 from .generate import DemoClip, demo_prompt, generate_demo
 from .settings import (
     DEFAULT_TRANSCRIPT,
@@ -31,7 +31,6 @@ __all__ = [
     "DEMO_REFERENCE",
     "DemoClip",
     "DemoSettings",
-    "clip_lip_sync",
     "demo_prompt",
     "evaluate_lip_sync",
     "generate_demo",

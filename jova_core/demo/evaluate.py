@@ -4,20 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
-
 from .generate import generate_demo
 from .settings import DEFAULT_TRANSCRIPT, load_demo_model, load_demo_settings
-
-
-def clip_lip_sync(frames: torch.Tensor, waveform: torch.Tensor, sample_rate: int, fps: float):
-    """The mouth module's landmark lip-sync score of one clip (SyncScore)."""
-    from ..lipsync import audio_envelope, sync_score
-    from ..mouth import detect_face_landmarks
-
-    landmarks = detect_face_landmarks(frames, fps=fps)
-    envelope = audio_envelope(waveform, sample_rate, fps, frames.shape[0])
-    return sync_score(landmarks.main.mouth_aperture(), envelope)
 
 
 def evaluate_lip_sync(
@@ -28,6 +16,8 @@ def evaluate_lip_sync(
     clip with seed 900000 + s (outside the training seeds, same distribution) and noise
     seed s. Per seed: transcript, confidence, offset_frames, peak_correlation; a seed
     whose output shows no face gets confidence None."""
+    from ..lipsync import clip_sync_score
+    from ..mouth import detect_face_landmarks
     from ..train.synthetic import make_talking_clip
 
     settings = load_demo_settings(checkpoint)
@@ -38,7 +28,8 @@ def evaluate_lip_sync(
         clip = generate_demo(transcript or DEFAULT_TRANSCRIPT, seed, steps, checkpoint, model=model, joint_only=joint_only)
         row = {"seed": seed, "transcript": transcript, "confidence": None, "offset_frames": None, "peak_correlation": None}
         try:
-            score = clip_lip_sync(clip.frames, clip.waveform, clip.sample_rate, clip.fps)
+            landmarks = detect_face_landmarks(clip.frames, fps=clip.fps)
+            score = clip_sync_score(landmarks, clip.waveform, clip.sample_rate, clip.fps)
             row.update(confidence=score.confidence, offset_frames=score.offset_frames, peak_correlation=score.peak_correlation)
         except ValueError:  # no face found in the generated frames
             pass

@@ -96,3 +96,10 @@ def sync_score(aperture, envelope, max_offset: int = 15) -> SyncScore:
         correlations=[float(v) for v in values],
         frames_used=frames_used,
     )
+
+
+def clip_sync_score(landmarks, waveform, sample_rate: int, fps: float, max_offset: int = 15) -> SyncScore:
+    """The score of a clip from its face landmarks (a mouth.LandmarkResult; its main
+    face is scored) and its sound [C, N]."""
+    envelope = audio_envelope(waveform, sample_rate, fps, landmarks.num_frames)
+    return sync_score(landmarks.main.mouth_aperture(), envelope, max_offset)

@@ -10,6 +10,7 @@ import torch
 
 from .landmarks import FaceTrack, to_uint8_frames
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MASK_TINT = np.array([255, 40, 40], dtype=np.float32)  # red
 LANDMARK_COLOUR = (40, 255, 40)  # green
 BOX_COLOUR = (255, 220, 0)  # yellow
@@ -43,3 +44,31 @@ def render_preview(
                 x0, y0, x1, y1 = (int(round(v)) for v in face_boxes[t])
                 cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOUR, radius, lineType=cv2.LINE_AA)
     return out
+
+
+def read_frames(path: str) -> tuple[np.ndarray, float | None]:
+    """An image or a video file -> (frames uint8 [T, H, W, 3], fps, or None for an image)."""
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        # imdecode (not imread) so that non-ASCII paths work on every OS.
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"could not read {path} as an image")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None], None
+    from ..io import read_clip
+
+    frames, _, fps, _ = read_clip(path)
+    return to_uint8_frames(frames), fps
+
+
+def write_preview(path: str, preview: np.ndarray, fps: float | None) -> None:
+    """render_preview's frames as an MP4 (a video: fps given) or a PNG (an image: its one frame)."""
+    if fps is not None:
+        from ..io import write_mp4
+
+        write_mp4(path, preview, fps)
+        return
+    ok, png = cv2.imencode(".png", cv2.cvtColor(preview[0], cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("could not encode the preview as PNG")
+    with open(path, "wb") as f:
+        f.write(png.tobytes())
