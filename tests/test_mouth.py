@@ -16,7 +16,6 @@ from jova_core.mouth import (  # noqa: E402
     detect_face_landmarks,
     extract_mouth_masks,
     latent_mask,
-    mouth_regions,
     mouth_weighted_flow_loss,
     pixel_mask,
     render_preview,

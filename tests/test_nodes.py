@@ -4,7 +4,7 @@ The stand-ins (tests/comfy_stubs) are installed only inside this module's fixtur
 the pack is imported the way ComfyUI imports a custom-node folder (a package under a
 path-like name, never as top-level ``nodes``). Results are compared with jova_core run
 directly (sampler, codecs, mouth masks), diffusers' Wan VAE config, ffmpeg's reading of
-the written MP4, and the demo text encoder's own prompt parser.
+the written MP4, and the prompt-section parser (jova_core.text.prompt).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def test_text_encode_assembles_jova_prompt_for_core_clip(env):
     assert clip.texts == [prompt]
     assert prompt == "<Video Caption>: A man talks. <Audio Caption>: Male voice. <Transcript>: Hello there"
     # The demo encoder's own parser reads the three fields back.
-    sections = env.core("text.demo").split_prompt(prompt)
+    sections = env.core("text.prompt").split_prompt(prompt)
     assert sections == {"Video Caption": "A man talks.", "Audio Caption": "Male voice.", "Transcript": "Hello there"}
     assert conditioning[0][0].shape == (1, 7, 32)
 

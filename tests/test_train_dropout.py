@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from jova_core.text import build_text_encoder
 from jova_core.text.demo import DemoTextEncoder
 from jova_core.train import encode
 from jova_core.train.config import TrainConfig
@@ -55,7 +56,7 @@ def umt5_like_cache(tmp_path_factory):
     cfg = TrainConfig(synthetic=SYNTHETIC, cache_dir=str(root / "cache"), output_dir=str(root / "out"), preset="tiny",
                       model_overrides=TINY, caption_dropout=0.5, steps=1, batch_size=2, save_every=0)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(encode, "build_text_encoder", lambda cfg, text_dim, text_len: text_encoder)
+        patch.setattr(encode, "build_text_encoder", lambda spec, text_dim, text_len: text_encoder)
         dataset = encode.cached_dataset(cfg, show_progress=False)
         # Everything is cached now: a second pass encodes nothing, not even "".
         calls = len(text_encoder.prompts)
@@ -145,13 +146,13 @@ def test_demo_encoders_empty_prompt_is_zeros_so_dropout_is_as_before():
     # The shipped demo recipe's encoder and sizes.
     cfg = TrainConfig.from_file(os.path.join(REPO, "jova_core", "assets", "demo_recipe.json"))
     sizes = cfg.model_overrides["text_dim"], cfg.model_overrides["text_len"]
-    demo = encode.build_text_encoder(cfg, *sizes)
+    demo = build_text_encoder(cfg.text_encoder, *sizes)
     assert isinstance(demo, DemoTextEncoder) and cfg.caption_dropout > 0
     empty = demo("")[0]
     assert empty.shape == (sizes[1], sizes[0]) and torch.equal(empty, torch.zeros_like(empty))
     # So dropping a caption feeds the model the zeros it was fed before the empty prompt was cached.
     small = TrainConfig(preset="tiny", model_overrides=TINY)
-    demo = encode.build_text_encoder(small, WIDTH, TINY["text_len"])
+    demo = build_text_encoder(small.text_encoder, WIDTH, TINY["text_len"])
     g = torch.Generator().manual_seed(0)
     batch = {"video": torch.randn(2, 16, 2, 4, 4, generator=g), "audio": torch.randn(2, 20, 6, generator=g),
              "text": demo(["<Video Caption>: a face <Audio Caption>: speech", "<Video Caption>: a dog"]),

@@ -17,7 +17,9 @@ from jova_core.text import format_prompt
 from jova_core.text.umt5 import UMT5TextEncoder
 from jova_core.train.config import TrainConfig
 from jova_core.train.data import read_captions
-from jova_core.train.encode import LatentClipEncoder, PrecomputedText, build_text_encoder, cached_dataset
+from jova_core.text import build_text_encoder
+from jova_core.text.precomputed import PrecomputedTextEncoder
+from jova_core.train.encode import LatentClipEncoder, cached_dataset
 
 WAN_TEXT_LEN = 512
 WIDTH = 16  # umT5 d_model here; also the tiny JoVA's text_dim
@@ -219,16 +221,16 @@ def test_cache_fingerprint_changes_with_the_text_encoder(umt5, tmp_path):
               str(file_a))
     file_b = tmp_path / "b.safetensors"
     save_file(hf_encoder_state(model), str(file_b))
-    encoders = [build_text_encoder(TrainConfig(text_encoder=name), WIDTH, 64) for name in
+    encoders = [build_text_encoder(name, WIDTH, 64) for name in
                 ("demo", "precomputed", f"umt5:{file_a}", f"umt5:{file_b}")]
     encoders += [UMT5TextEncoder(str(folder), device="cpu", text_len=n, dtype=dtype)
                  for n, dtype in ((64, torch.float32), (32, torch.float32), (64, torch.bfloat16))]
     prints = {LatentClipEncoder(DemoVideoCodec(), DemoAudioCodec(), e).fingerprint for e in encoders}
     assert len(prints) == len(encoders)
     with pytest.raises(ValueError, match="umt5:<"):
-        build_text_encoder(TrainConfig(text_encoder="t5xxl"), WIDTH, 64)
+        build_text_encoder("t5xxl", WIDTH, 64)
     with pytest.raises(FileNotFoundError, match="no umT5 text encoder"):
-        build_text_encoder(TrainConfig(text_encoder=f"umt5:{tmp_path / 'nothing'}"), WIDTH, 64)
+        build_text_encoder(f"umt5:{tmp_path / 'nothing'}", WIDTH, 64)
 
 
 def test_recipe_reads_a_umt5_path_relative_to_itself(tmp_path):
@@ -238,10 +240,10 @@ def test_recipe_reads_a_umt5_path_relative_to_itself(tmp_path):
 
 
 def test_precomputed_file_checks_shape_key_and_values(tmp_path):
-    text = PrecomputedText(text_dim=WIDTH, text_len=8)
+    text = PrecomputedTextEncoder(text_dim=WIDTH, text_len=8)
     states = torch.randn(5, WIDTH, dtype=torch.bfloat16)
     save_file({"text": states[None]}, str(tmp_path / "ok.safetensors"))
-    loaded = text.load(str(tmp_path / "ok.safetensors"))
+    loaded = text.encode_one(str(tmp_path / "ok.safetensors"))
     assert loaded.shape == (8, WIDTH) and torch.equal(loaded[:5], states.float()) and loaded[5:].abs().sum() == 0
     cases = {
         "wide": ({"text": torch.randn(5, WIDTH + 1)}, rf"\[L, {WIDTH}\]"),
@@ -253,7 +255,7 @@ def test_precomputed_file_checks_shape_key_and_values(tmp_path):
     for name, (tensors, message) in cases.items():
         save_file(tensors, str(tmp_path / f"{name}.safetensors"))
         with pytest.raises(ValueError, match=message):
-            text.load(str(tmp_path / f"{name}.safetensors"))
+            text.encode_one(str(tmp_path / f"{name}.safetensors"))
 
 
 def write_clips(data_dir, captions: list[dict]) -> None:
@@ -318,7 +320,7 @@ def test_precomputed_recipes_that_cannot_work_stop_early(tmp_path):
     synthetic = {**base, "data_dir": "", "synthetic": {"clips": 1}}
     with pytest.raises(ValueError, match="synthetic clips have no precomputed"):
         cached_dataset(TrainConfig(**synthetic, text_encoder="precomputed"), show_progress=False)
-    encoder = LatentClipEncoder(DemoVideoCodec(), DemoAudioCodec(), PrecomputedText(WIDTH, 64))
+    encoder = LatentClipEncoder(DemoVideoCodec(), DemoAudioCodec(), PrecomputedTextEncoder(WIDTH, 64))
     with pytest.raises(ValueError, match="no text_embedding"):
         encoder.clip_text("a prompt", "", "clip c9.mp4")
 

@@ -1,6 +1,6 @@
 """A tiny deterministic text encoder for the CPU demo (no umT5 needed, nothing to download).
 
-A JoVA prompt (jova_core.text.format_prompt: "<Video Caption>: ... <Audio Caption>: ...
+A JoVA prompt (jova_core.text.prompt: "<Video Caption>: ... <Audio Caption>: ...
 <Transcript>: ...") is split into its three sections and each section into lower-case
 words; transcript words are further split into syllables (each run of consonants with
 the vowels after it: "bamako" -> ba ma ko), because syllables are what the mouth shows.
@@ -27,21 +27,12 @@ import zlib
 
 import torch
 
-SECTIONS = ("Video Caption", "Audio Caption", "Transcript")
-_SECTION_RE = re.compile(r"<(Video Caption|Audio Caption|Transcript)>:")
+from .base import TextEncoder
+from .prompt import SECTIONS, split_prompt
+
 _WORD_RE = re.compile(r"[a-z0-9']+")
 # A syllable: leading consonants, then its vowels; trailing consonants join the last one.
 _SYLLABLE_RE = re.compile(r"[^aeiouy]*[aeiouy]+(?:[^aeiouy]+$)?|[^aeiouy]+$")
-
-
-def split_prompt(prompt: str) -> dict[str, str]:
-    """Section name -> text. Text before any section tag counts as the video caption."""
-    parts = _SECTION_RE.split(prompt)
-    sections = {name: "" for name in SECTIONS}
-    sections["Video Caption"] = parts[0].strip()
-    for name, text in zip(parts[1::2], parts[2::2]):
-        sections[name] = (sections[name] + " " + text).strip()
-    return sections
 
 
 def syllables(word: str) -> list[str]:
@@ -49,7 +40,7 @@ def syllables(word: str) -> list[str]:
     return _SYLLABLE_RE.findall(word) or [word]
 
 
-class DemoTextEncoder:
+class DemoTextEncoder(TextEncoder):
     """Fixed section + word-start + position + hash features for the pieces of a prompt.
 
     text_dim is split as: section one-hot (3) | word start (1) | position sinusoid
@@ -122,9 +113,3 @@ class DemoTextEncoder:
             out[row, flags : flags + self.position_dim] = self.position_vector(position)
             out[row, flags + self.position_dim :] = self.word_vector(piece)
         return out
-
-    def __call__(self, prompts: str | list[str]) -> torch.Tensor:
-        """prompts -> [B, text_len, text_dim] float32."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        return torch.stack([self.encode_one(p) for p in prompts])

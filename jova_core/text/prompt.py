@@ -3,12 +3,14 @@
     <Video Caption>: ... <Audio Caption>: ... <Transcript>: ...
 
 Clips without speech omit the transcript section (as in the paper's data).
+format_prompt assembles a prompt; split_prompt is the one parser of its sections.
 """
 
 from __future__ import annotations
 
 import re
 
+SECTIONS = ("Video Caption", "Audio Caption", "Transcript")
 _SECTION_TAG = re.compile(r"<(Video Caption|Audio Caption|Transcript)>:")
 
 
@@ -27,3 +29,13 @@ def format_prompt(video_caption: str, audio_caption: str = "", transcript: str =
     if transcript:
         prompt += f" <Transcript>: {transcript}"
     return prompt
+
+
+def split_prompt(prompt: str) -> dict[str, str]:
+    """Section name -> text. Text before any section tag counts as the video caption."""
+    parts = _SECTION_TAG.split(prompt)
+    sections = {name: "" for name in SECTIONS}
+    sections["Video Caption"] = parts[0].strip()
+    for name, text in zip(parts[1::2], parts[2::2]):
+        sections[name] = (sections[name] + " " + text).strip()
+    return sections

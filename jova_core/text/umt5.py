@@ -36,6 +36,8 @@ import re
 
 import torch
 
+from .base import TextEncoder
+
 INSTALL_HINT = "pip install transformers sentencepiece"
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
 # ComfyUI's scaled fp8: the real weight is the stored fp8 weight times this scale.
@@ -160,7 +162,7 @@ def config_from_state_dict(state: dict[str, torch.Tensor]):
     )
 
 
-class UMT5TextEncoder:
+class UMT5TextEncoder(TextEncoder):
     """Prompts -> [B, text_len, d_model] float32 umT5 hidden states, zero past the real tokens.
 
     path: a transformers folder, a diffusers pipeline folder, or one weight file (see the
@@ -298,9 +300,3 @@ class UMT5TextEncoder:
         out = torch.zeros(self.text_len, hidden.shape[-1])
         out[: len(ids)] = hidden.cpu()
         return out
-
-    def __call__(self, prompts: str | list[str]) -> torch.Tensor:
-        """prompts -> [B, text_len, d_model] float32."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        return torch.stack([self.encode_one(p) for p in prompts])

@@ -53,7 +53,7 @@ class TrainConfig:
     # (the negative prompt that classifier-free guidance contrasts with at inference).
     caption_dropout: float = 0.0
     # With text_encoder "precomputed" and caption_dropout > 0: a safetensors file holding
-    # the same encoder's hidden states of the empty prompt "" (as PrecomputedText reads).
+    # the same encoder's hidden states of the empty prompt "" (as jova_core.text.precomputed reads).
     empty_text_embedding: str = ""
     # Fraction of samples given their own first latent frame as the reference image
     # (image-to-video+audio training; needs a model with video_condition_channels). The

@@ -6,7 +6,7 @@ A dataset is a folder of clips (MP4 with sound) plus a captions file naming them
   CSV:  a header row with those column names.
 Optional per clip: "text_embedding", a safetensors file (relative to the clip folder)
 holding the prompt's text hidden states, read when the recipe's text_encoder is
-"precomputed" (see jova_core.train.encode.PrecomputedText).
+"precomputed" (see jova_core.text.precomputed).
 Preprocessing turns each clip into one safetensors file in the cache folder holding
 everything a training step needs (video latents, audio latents, text embeddings, latent
 mouth mask). A clip whose cache file exists and was made from the same source file by the

@@ -17,73 +17,11 @@ import os
 
 import torch
 
+from ..text import build_text_encoder
+from ..text.precomputed import PrecomputedTextEncoder
 from .config import TrainConfig
 from .data import (CacheItem, CachedClips, ClipEntry, cache_empty_text, cache_items, empty_text_path, preprocess,
                    read_captions, read_index)
-
-
-TEXT_ENCODERS = "'demo', 'precomputed' or 'umt5:<transformers folder or umT5 weight file>'"
-
-
-def build_text_encoder(cfg: TrainConfig, text_dim: int, text_len: int):
-    """The recipe's text encoder, sized for the model: "demo" (the CPU demo's hash
-    features), "precomputed" (each clip's own file, see PrecomputedText) or
-    "umt5:<path>" (umT5-XXL as Wan2.1 uses it, jova_core.text.umt5)."""
-    if cfg.text_encoder == "demo":
-        from ..text.demo import DemoTextEncoder
-
-        return DemoTextEncoder(text_dim, text_len)
-    if cfg.text_encoder == "precomputed":
-        return PrecomputedText(text_dim, text_len)
-    if cfg.text_encoder.startswith("umt5:"):
-        from ..text.umt5 import UMT5TextEncoder
-
-        return UMT5TextEncoder(cfg.text_encoder[len("umt5:"):], text_len=text_len, text_dim=text_dim)
-    raise ValueError(f"text_encoder {cfg.text_encoder!r} is not one the trainer knows; use {TEXT_ENCODERS}")
-
-
-class PrecomputedText:
-    """Text hidden states the user encoded with any tool: one safetensors file per clip,
-    named by the captions' `text_embedding` field, holding the tensor "text" [L, text_dim]
-    (or [1, L, text_dim]) for the clip's prompt, L <= text_len. Rows past L are filled with
-    zeros, as Wan2.1 pads its prompt, so L should count the real tokens only."""
-
-    TENSOR_KEY = "text"
-
-    def __init__(self, text_dim: int, text_len: int):
-        self.text_dim, self.text_len = text_dim, text_len
-
-    @property
-    def fingerprint(self) -> str:
-        # Each clip's own file is part of its cache stamp, so edits to it redo that clip.
-        return f"precomputed:{self.text_dim}:{self.text_len}"
-
-    def load(self, path: str) -> torch.Tensor:
-        """[text_len, text_dim] float32 from one embedding file."""
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(path, framework="pt") as f:
-                keys = list(f.keys())
-                key = self.TENSOR_KEY if self.TENSOR_KEY in keys else (keys[0] if len(keys) == 1 else None)
-                if key is None:
-                    raise ValueError(f"{path} has no tensor {self.TENSOR_KEY!r} (it has {keys[:6]}); save the prompt's "
-                                     f"hidden states under {self.TENSOR_KEY!r}")
-                text = f.get_tensor(key)
-        except SafetensorError as err:
-            raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
-        if text.dim() == 3 and text.shape[0] == 1:
-            text = text[0]
-        if text.dim() != 2 or text.shape[1] != self.text_dim or not 0 < text.shape[0] <= self.text_len or not text.is_floating_point():
-            raise ValueError(
-                f"{path}: text hidden states must be a float tensor [L, {self.text_dim}] with 1 <= L <= {self.text_len} "
-                f"(the model's text_dim and text_len), got {text.dtype} {list(text.shape)}"
-            )
-        if not torch.isfinite(text).all():
-            raise ValueError(f"{path}: the text hidden states hold NaN or inf values")
-        out = torch.zeros(self.text_len, self.text_dim)
-        out[: text.shape[0]] = text.float()
-        return out
 
 
 def build_codecs(cfg: TrainConfig):
@@ -125,11 +63,11 @@ class LatentClipEncoder:
 
     def clip_text(self, prompt: str, text_embedding: str = "", name: str = "clip") -> torch.Tensor:
         """[text_len, text_dim]: the prompt encoded, or with "precomputed" the clip's own file."""
-        if isinstance(self.text_encoder, PrecomputedText):
+        if isinstance(self.text_encoder, PrecomputedTextEncoder):
             if not text_embedding:
                 raise ValueError(f"{name}: text_encoder is 'precomputed' but the captions name no text_embedding "
                                  "file for this clip")
-            return self.text_encoder.load(text_embedding)
+            return self.text_encoder.encode_one(text_embedding)
         return self.text_encoder(prompt)[0]
 
     def encode_clip(self, frames, waveform, sample_rate: int, fps: float, prompt: str, name: str = "clip",
@@ -205,7 +143,7 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
                          f"{cfg.text_encoder!r}; set text_encoder to 'precomputed' to train on them, or drop the field")
     video_codec, audio_codec = build_codecs(cfg)
     files = "|".join(os.path.basename(f) for f in (cfg.video_codec, cfg.audio_codec, cfg.audio_vocoder))
-    encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg, model_cfg.text_dim, model_cfg.text_len), files)
+    encoder = LatentClipEncoder(video_codec, audio_codec, build_text_encoder(cfg.text_encoder, model_cfg.text_dim, model_cfg.text_len), files)
     if cfg.synthetic and cfg.data_dir:
         raise ValueError("the recipe sets both data_dir and synthetic; choose one data source")
     # The empty prompt first (its errors are cheap to hit); "precomputed" has it only from
