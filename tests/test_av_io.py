@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from jova_core.codecs.signals import syllables
-from jova_core.io import probe_media, read_audio, read_clip, write_mp4
+from jova_core.io import probe_media, read_audio, read_clip, to_uint8_frames, write_mp4
 from jova_core.io.mp4 import write_wav
 
 FPS = 12
@@ -117,3 +117,16 @@ def test_written_file_has_normal_permissions_and_a_bitrate_aac_can_carry(tmp_pat
     # AAC's ceiling is 6144 bits per channel per 1024-sample frame
     for rate, channels in ((16_000, 1), (44_100, 2), (8_000, 1)):
         assert aac_bitrate(rate, channels) <= min(MAX_AUDIO_BITRATE, 6144 * rate * channels / 1024)
+
+
+def test_to_uint8_frames_reads_every_frame_layout():
+    image = torch.tensor([[[0.0, 0.5, 1.2], [-0.1, 0.002, 0.998]]])  # one float image [H=1, W=2, 3]
+    expected = np.array([[[[0, 128, 255], [0, 1, 254]]]], dtype=np.uint8)
+    np.testing.assert_array_equal(to_uint8_frames(image), expected)
+    np.testing.assert_array_equal(to_uint8_frames(image.numpy()[None, None]), expected)  # [1, T, H, W, 3]
+    rgba = torch.cat([image, torch.ones(1, 2, 1)], dim=-1)
+    np.testing.assert_array_equal(to_uint8_frames(rgba), expected)
+    pixels = torch.from_numpy(expected)
+    assert to_uint8_frames(pixels).dtype == np.uint8 and np.array_equal(to_uint8_frames(pixels), expected)
+    with pytest.raises(ValueError, match=r"\[T,H,W,3\]"):
+        to_uint8_frames(torch.zeros(2, 4, 4, 2))

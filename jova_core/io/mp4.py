@@ -10,6 +10,8 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
+from .frames import to_uint8_frames
+
 DEFAULT_CRF = 18  # visually lossless-ish; the model's output, not the container, should limit quality
 MAX_AUDIO_BITRATE = 192_000
 
@@ -26,21 +28,6 @@ def _readable_like_new_files(path: str) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
-
-
-def frames_to_uint8(frames) -> np.ndarray:
-    """[T,H,W,3] float 0..1 (torch or numpy) or uint8 -> contiguous uint8 [T,H,W,3]."""
-    if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu()
-        frames = frames.numpy() if frames.dtype == torch.uint8 else frames.float().numpy()
-    frames = np.asarray(frames)
-    if frames.ndim == 5 and frames.shape[0] == 1:
-        frames = frames[0]
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise ValueError(f"expected frames [T,H,W,3] (RGB), got shape {list(frames.shape)}")
-    if frames.dtype != np.uint8:
-        frames = np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return np.ascontiguousarray(frames)
 
 
 def pad_to_even(frames: np.ndarray) -> np.ndarray:
@@ -88,7 +75,7 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
         raise ValueError(f"fps must be positive, got {fps}")
     if waveform is not None and not sample_rate:
         raise ValueError("a waveform needs its sample_rate")
-    video = pad_to_even(frames_to_uint8(frames))
+    video = pad_to_even(to_uint8_frames(frames))
     num_frames, height, width, _ = video.shape
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..mouth.landmarks import FaceTrack, LandmarkResult, detect_face_landmarks, to_uint8_frames
+from ..io.frames import to_uint8_frames
+from ..mouth.landmarks import FaceTrack, LandmarkResult, detect_face_landmarks
 from .syncnet import (
     MFCC_FRAMES_PER_VIDEO_FRAME,
     MFCC_WINDOW,

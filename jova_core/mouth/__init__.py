@@ -3,7 +3,7 @@ token grids, their preview and the mouth-weighted flow loss. Lip-sync evaluation
 (scores of finished clips) is in jova_core.lipsync."""
 
 from .extract import MouthMasks, extract_mouth_masks
-from .landmarks import FaceTrack, LandmarkResult, detect_face_landmarks, resolve_backend, to_uint8_frames
+from .landmarks import FaceTrack, LandmarkResult, detect_face_landmarks, resolve_backend
 from .loss import mouth_weighted_flow_loss
 from .mask import latent_mask, mouth_regions, pixel_mask, token_mask
 from .preview import render_preview
@@ -20,6 +20,5 @@ __all__ = [
     "pixel_mask",
     "render_preview",
     "resolve_backend",
-    "to_uint8_frames",
     "token_mask",
 ]

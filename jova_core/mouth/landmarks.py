@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import torch
 
-from ..io.mp4 import frames_to_uint8
+from ..io.frames import to_uint8_frames
 
 # Face-mesh indices of the lip contours, each ordered around its loop, starting at the
 # left mouth corner and running along the upper lip first. Together they are exactly
@@ -38,22 +37,6 @@ TASK_MODEL_ENV = "JOVA_FACE_LANDMARKER"
 TASK_MODEL_URL = (
     "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task"
 )
-
-
-def to_uint8_frames(frames) -> np.ndarray:
-    """Frames as contiguous uint8 RGB [T, H, W, 3]; accepts one image [H, W, 3] (or RGBA) too.
-
-    Float input (numpy or torch, ComfyUI's IMAGE layout) is read as 0..1.
-    """
-    if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu()
-        frames = frames.numpy() if frames.dtype == torch.uint8 else frames.float().numpy()
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim == 4 and frames.shape[-1] == 4:
-        frames = frames[..., :3]
-    return frames_to_uint8(frames)
 
 
 @dataclass

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import torch
 
-from .landmarks import FaceTrack, to_uint8_frames
+from ..io.frames import to_uint8_frames
+from .landmarks import FaceTrack
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MASK_TINT = np.array([255, 40, 40], dtype=np.float32)  # red
