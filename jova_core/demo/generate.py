@@ -9,15 +9,14 @@ from typing import Callable
 
 import torch
 
+from ..io.clip import Clip
 from .settings import DEFAULT_TRANSCRIPT, DemoSettings, load_demo_model, load_demo_settings, reference_frame
 
 
 @dataclass
-class DemoClip:
-    frames: torch.Tensor  # [T, H, W, 3] float 0..1
-    waveform: torch.Tensor  # [1, N] float
-    sample_rate: int
-    fps: float
+class DemoClip(Clip):
+    """A generated clip (waveform [1, N]) and the prompt it was generated from."""
+
     prompt: str
 
 
@@ -86,4 +85,4 @@ def generate_demo(
             video, _ = sample(model, mode="a2v", audio_latents=audio, callback=counting_from(steps), **common)
         frames = video_codec.decode(video)[0]
         waveform = audio_codec.decode(audio)[0]
-    return DemoClip(frames, waveform, audio_codec.sample_rate, settings.fps, prompt)
+    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.sample_rate, prompt=prompt)

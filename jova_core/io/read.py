@@ -3,20 +3,12 @@ sample-rate conversion done by ffmpeg."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import imageio_ffmpeg
 import numpy as np
 import torch
 
+from .clip import Clip
 from .ffmpeg import probe_media, run_ffmpeg
-
-
-class Clip(NamedTuple):
-    frames: torch.Tensor  # [T, H, W, 3] float32 0..1
-    waveform: torch.Tensor | None  # [C, N] float32 -1..1, None without audio
-    fps: float
-    sample_rate: int | None
 
 
 def _window_args(start: float, duration: float | None) -> list[str]:
@@ -47,8 +39,8 @@ def read_audio(path: str, sample_rate: int | None = None, start: float = 0.0,
 
 def read_clip(path: str, fps: float | None = None, sample_rate: int | None = None, start: float = 0.0,
               duration: float | None = None) -> Clip:
-    """Clip(frames [T,H,W,3] float32 0..1, waveform [C,N] or None, fps, sample_rate); a named
-    tuple, so `frames, waveform, fps, rate = read_clip(path)` works too.
+    """Clip(frames [T,H,W,3] float32 0..1, waveform [C,N] or None, fps, sample_rate); it
+    unpacks, so `frames, waveform, fps, rate = read_clip(path)` works too.
 
     `fps` / `sample_rate` convert on the fly (None keeps the file's); `start` / `duration`
     (seconds) cut a window. The waveform is None when the file has no audio.

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..io.clip import Clip
 from ..mouth.landmarks import INNER_LIP, LIP_INDICES, LOWER_INNER, UPPER_INNER, detect_face_landmarks
 
 # Vowel -> (formants F1, F2, F3 in Hz, mouth openness 0..1 at its peak).
@@ -70,11 +71,9 @@ class Syllable:
 
 
 @dataclass
-class TalkingClip:
-    frames: torch.Tensor  # [T, H, W, 3] float32 0..1
-    waveform: torch.Tensor  # [1, N] float32
-    sample_rate: int
-    fps: float
+class TalkingClip(Clip):
+    """A synthetic clip (waveform [1, N]) and what it was made from."""
+
     transcript: str
     syllables: list[Syllable]
     mouth_open: torch.Tensor  # [T] openness 0..1 the frames were warped with
