@@ -21,8 +21,9 @@ from .config import JoVAConfig
 from .convert import convert_javisdit, convert_wan
 from .convert.detect import FileKind, identify
 from .convert.lora import merge_peft_lora, split_peft_wrapping
+from .files import atomic_output, check_writable
 from .model.transformer import JoVATransformer
-from .weights import Progress, build_exactly, check_state_dict, peek, read_metadata, read_state_dict
+from .weights import Progress, build_exactly, check_state_dict, peek, read_metadata, read_state_dict, weight_files
 
 FORMAT_TAG = "jova"
 CONVERTERS = {"wan2.1": convert_wan, "javisdit": convert_javisdit}
@@ -32,14 +33,11 @@ def save_state_dict(
     config: JoVAConfig, tensors: dict[str, torch.Tensor], path: str,
     extra_metadata: dict[str, str] | None = None, overwrite: bool = False,
 ) -> None:
-    """Write a native JoVA file: `tensors` under `config` (refuses to overwrite unless asked)."""
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
+    """Write a native JoVA file: `tensors` under `config` (refuses to overwrite unless asked;
+    the file appears only once complete, see jova_core.files)."""
     metadata = {**(extra_metadata or {}), "format": FORMAT_TAG, "jova_config": config.to_json()}
-    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    tmp = path + ".partial"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_output(path, overwrite) as partial:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, partial, metadata=metadata)
 
 
 def save_transformer(model: JoVATransformer, path: str, extra_metadata: dict[str, str] | None = None, overwrite: bool = False) -> None:
@@ -134,11 +132,12 @@ def convert_checkpoint(
     src: str, out: str, fmt: str, dtype=None, overwrite: bool = False, progress: Progress | None = None
 ) -> JoVAConfig:
     """Convert the `fmt` ("wan2.1" or "javisdit") transformer at `src` into a native JoVA
-    file at `out` (refuses to overwrite unless asked); returns the written config."""
+    file at `out`; returns the written config. Before reading any tensor it checks that
+    `out` can be written: its folder exists and is writable, it is not `src` itself, and
+    it does not exist unless `overwrite`."""
     if fmt not in CONVERTERS:
         raise ValueError(f"unknown source format {fmt!r}; choose one of {sorted(CONVERTERS)}")
-    if os.path.exists(out) and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another name or ask to overwrite it")
+    check_writable(out, overwrite, sources=weight_files(src) if os.path.exists(src) else ())
     kind = identify_file(src)
     if kind.name != fmt:
         wanted = {"wan2.1": "a Wan2.1 text-to-video transformer", "javisdit": "a JavisDiT++ transformer"}[fmt]

@@ -135,8 +135,9 @@ def open_safetensors(path: str):
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
-def _torch_load(path: str) -> object:
-    """torch.load(weights_only=True), with one-line messages naming the file."""
+def torch_load(path: str) -> object:
+    """torch.load(weights_only=True) of any PyTorch file (a state dict, an optimizer's
+    state, ...), with one-line messages naming the file."""
     _check_not_empty(path)
     try:
         try:
@@ -178,14 +179,14 @@ def _file_items(path: str) -> Iterator[tuple[str, torch.Tensor]]:
             for key in f.keys():
                 yield key, f.get_tensor(key)
     else:
-        yield from _unwrap(_torch_load(path), path).items()
+        yield from _unwrap(torch_load(path), path).items()
 
 
 def _file_keys(path: str) -> tuple[list[str], dict[str, str]]:
     if is_safetensors(path):
         with open_safetensors(path) as f:
             return list(f.keys()), f.metadata() or {}
-    return list(_unwrap(_torch_load(path), path)), {}
+    return list(_unwrap(torch_load(path), path)), {}
 
 
 # -- the public readers --------------------------------------------------------------------
