@@ -96,37 +96,29 @@ def weight_files(path: str) -> list[str]:
 
 
 def is_safetensors(path: str) -> bool:
-    """Whether `path` holds safetensors, told by content: an 8-byte little-endian header
-    length, then the JSON header's '{'. PyTorch files start with a zip or pickle
-    signature whatever their name; anything else named .safetensors counts as a damaged
-    safetensors file, so that the message says so."""
+    """True for safetensors, False for a PyTorch file, told by content whatever the name:
+    safetensors start with an 8-byte little-endian header length and the JSON header's
+    '{'; PyTorch files with a zip signature (or, from before torch 1.6, a pickle one).
+    Anything else (an empty file, an HTML error page) is refused here."""
     with open(path, "rb") as f:
         head = f.read(9)
+    if not head:
+        raise WeightFileError(f"{path} is empty (0 bytes); download it again")
     if head[8:9] == b"{":
         return True
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+    if head.startswith((b"PK\x03\x04", b"\x80")):
         return False
-    return path.endswith(".safetensors")
-
-
-def _check_not_empty(path: str) -> None:
-    if os.path.getsize(path) == 0:
-        raise WeightFileError(f"{path} is empty (0 bytes); download it again")
+    raise WeightFileError(
+        f"{path} is neither a safetensors file nor a PyTorch checkpoint (it starts with {head[:8]!r}); "
+        "download it again"
+    )
 
 
 def open_safetensors(path: str):
-    """safe_open(path), with a one-line message naming the file when it is not readable."""
-    _check_not_empty(path)
+    """safe_open(path), with a one-line message naming the file when it is damaged."""
     try:
         return safe_open(path, framework="pt")
     except SafetensorError as err:
-        with open(path, "rb") as f:
-            head = f.read(9)
-        if head[8:9] != b"{":
-            raise WeightFileError(
-                f"{path} is neither a safetensors file nor a PyTorch checkpoint (it starts with {head[:8]!r}); "
-                "is it a complete download of the weights?"
-            ) from None
         raise WeightFileError(
             f"{path} is a truncated or damaged safetensors file ({str(err).splitlines()[0]}); download it again"
         ) from None
@@ -138,7 +130,6 @@ _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 def torch_load(path: str) -> object:
     """torch.load(weights_only=True) of any PyTorch file (a state dict, an optimizer's
     state, ...), with one-line messages naming the file."""
-    _check_not_empty(path)
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
