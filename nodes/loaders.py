@@ -17,7 +17,7 @@ from ..jova_core.codecs import load_audio_codec, load_video_codec
 from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
 from ..jova_core.demo import load_demo_model, load_demo_settings, reference_frame
 from ..jova_core.model.attention import BACKENDS
-from ..jova_core.text_demo import DemoTextEncoder
+from ..jova_core.text.demo import DemoTextEncoder
 from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
 from .paths import AUDIO_CODEC_FOLDERS, MODEL_FOLDERS, list_files, resolve
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVideoCodec

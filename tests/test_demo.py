@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from jova_core.text import format_prompt
-from jova_core.text_demo import DemoTextEncoder, syllables
+from jova_core.text.demo import DemoTextEncoder, syllables
 
 CAPTION = "A woman astronaut talking to the camera."
 
@@ -126,7 +126,7 @@ def test_audio_driven_pass_regenerates_the_video_to_the_generated_sound(monkeypa
     assert not torch.equal(two_pass.frames, joint.frames)
     video_codec, audio_codec = DemoVideoCodec(), DemoAudioCodec()
     from jova_core.sampling import sample
-    from jova_core.text_demo import DemoTextEncoder
+    from jova_core.text.demo import DemoTextEncoder
 
     encoder = DemoTextEncoder(model.config.text_dim, model.config.text_len)
     common = dict(

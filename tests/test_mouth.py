@@ -13,7 +13,6 @@ pytest.importorskip("mediapipe")
 skimage_data = pytest.importorskip("skimage.data")
 
 from jova_core.mouth import (  # noqa: E402
-    audio_envelope,
     detect_face_landmarks,
     extract_mouth_masks,
     latent_mask,
@@ -22,9 +21,9 @@ from jova_core.mouth import (  # noqa: E402
     pixel_mask,
     render_preview,
     resolve_backend,
-    sync_score,
     token_mask,
 )
+from jova_core.lipsync import audio_envelope, sync_score  # noqa: E402
 from jova_core.mouth.landmarks import INNER_LIP, LIP_INDICES, OUTER_LIP  # noqa: E402
 from jova_core.train.synthetic import astronaut_face, warp_mouth  # noqa: E402
 

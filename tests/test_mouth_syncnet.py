@@ -13,10 +13,10 @@ import torch
 psf = pytest.importorskip("python_speech_features")
 pytest.importorskip("mediapipe")
 
-from jova_core.mouth import SyncNet, load_syncnet, lse_scores, speech_mfcc, syncnet_scores  # noqa: E402
+from jova_core.lipsync import SyncNet, load_syncnet, lse_scores, speech_mfcc, syncnet_scores  # noqa: E402
 from jova_core.mouth.landmarks import FaceTrack  # noqa: E402
-from jova_core.mouth.lse import offset_distances  # noqa: E402
-from jova_core.mouth.syncnet_input import face_boxes, face_crops, frames_at_syncnet_rate, syncnet_audio  # noqa: E402
+from jova_core.lipsync.lse import offset_distances  # noqa: E402
+from jova_core.lipsync.syncnet_input import face_boxes, face_crops, frames_at_syncnet_rate, syncnet_audio  # noqa: E402
 
 
 # --- MFCC ---------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def tiny_handle(env, seed=0, **kwargs):
 
 
 def demo_text(env, model):
-    return env.core("text_demo").DemoTextEncoder(model.config.text_dim, model.config.text_len)
+    return env.core("text.demo").DemoTextEncoder(model.config.text_dim, model.config.text_len)
 
 
 def encode(env, encoder, video="a face", audio="a voice", transcript="ba ma"):
@@ -123,7 +123,7 @@ def test_pack_loads_like_comfyui_in_a_clean_process(tmp_path):
             latent = h.run_node(n.JoVAEmptyLatent, model=model, width=64, height=64, seconds=0.5, fps=8.0,
                                 batch_size=1)[0]
             enc = h.run_node(n.JoVATextEncoderLoader, model=model,
-                             encoder=sys.modules[name + ".jova_core.text_demo"].DemoTextEncoder.name)[0]
+                             encoder=sys.modules[name + ".jova_core.text.demo"].DemoTextEncoder.name)[0]
             cond = h.run_node(n.JoVATextEncode, text_encoder=enc, video_caption="a", audio_caption="b",
                               transcript="")[0]
             out = h.run_node(n.JoVASampler, model=model, positive=cond, negative=cond, latent=latent, seed=1,
@@ -180,7 +180,7 @@ def test_codec_and_text_encoder_loaders_offer_the_demo(env):
     demo = env.core("codecs.demo")
     assert isinstance(audio, demo.DemoAudioCodec) and isinstance(video, demo.DemoVideoCodec)
     handle = tiny_handle(env)
-    encoder = run_node(env.n.JoVATextEncoderLoader, model=handle, encoder=env.core("text_demo").DemoTextEncoder.name)[0]
+    encoder = run_node(env.n.JoVATextEncoderLoader, model=handle, encoder=env.core("text.demo").DemoTextEncoder.name)[0]
     assert (encoder.text_dim, encoder.text_len) == (handle.config.text_dim, handle.config.text_len)
 
     (env.base_dir / "models" / "vae" / "v1-16.pth").write_bytes(b"")
@@ -213,7 +213,7 @@ def test_text_encode_assembles_jova_prompt_for_core_clip(env):
     assert clip.texts == [prompt]
     assert prompt == "<Video Caption>: A man talks. <Audio Caption>: Male voice. <Transcript>: Hello there"
     # The demo encoder's own parser reads the three fields back.
-    sections = env.core("text_demo").split_prompt(prompt)
+    sections = env.core("text.demo").split_prompt(prompt)
     assert sections == {"Video Caption": "A man talks.", "Audio Caption": "Male voice.", "Transcript": "Hello there"}
     assert conditioning[0][0].shape == (1, 7, 32)
 
@@ -400,7 +400,7 @@ def test_demo_graph_reproduces_jova_core_demo(env):
     settings = demo.load_demo_settings()
     model = run_node(n.JoVAModelLoader, model_name=n.loaders.DEMO_MODEL, weight_dtype="fp32", attention="sdpa",
                      offload="whole model", blocks_on_gpu=0)[0]
-    encoder = run_node(n.JoVATextEncoderLoader, model=model, encoder=env.core("text_demo").DemoTextEncoder.name)[0]
+    encoder = run_node(n.JoVATextEncoderLoader, model=model, encoder=env.core("text.demo").DemoTextEncoder.name)[0]
     positive = run_node(n.JoVATextEncode, text_encoder=encoder, video_caption=settings.video_caption,
                         audio_caption=settings.audio_caption.replace("{syllables}", "2"), transcript="ba ma")[0]
     negative = encode(env, encoder, "", "", "")

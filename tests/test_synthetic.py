@@ -9,7 +9,8 @@ import torch
 pytest.importorskip("mediapipe")
 pytest.importorskip("skimage")
 
-from jova_core.mouth import audio_envelope, detect_face_landmarks, sync_score  # noqa: E402
+from jova_core.lipsync import audio_envelope, sync_score  # noqa: E402
+from jova_core.mouth import detect_face_landmarks  # noqa: E402
 from jova_core.train.synthetic import CONSONANTS, VOWELS, astronaut_face, make_talking_clip, warp_mouth  # noqa: E402
 
 

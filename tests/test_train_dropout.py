@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from jova_core.text_demo import DemoTextEncoder
+from jova_core.text.demo import DemoTextEncoder
 from jova_core.train import encode
 from jova_core.train.config import TrainConfig
 from jova_core.train.data import CachedClips, cache_empty_text, empty_text_path, write_index

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from jova_core.cli import main
 from jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
 from jova_core.text import format_prompt
-from jova_core.text_umt5 import UMT5TextEncoder
+from jova_core.text.umt5 import UMT5TextEncoder
 from jova_core.train.config import TrainConfig
 from jova_core.train.data import read_captions
 from jova_core.train.encode import LatentClipEncoder, PrecomputedText, build_text_encoder, cached_dataset

@@ -18,9 +18,9 @@ from test_codecs_video import tiny_original_file
 from jova_core.checkpoint import load_transformer, save_transformer
 from jova_core.codecs import load_audio_codec, load_video_codec
 from jova_core.config import preset_config
+from jova_core.lipsync.syncnet import SyncNet, load_syncnet
 from jova_core.model.transformer import JoVATransformer
-from jova_core.mouth.syncnet import SyncNet, load_syncnet
-from jova_core.text_umt5 import UMT5TextEncoder
+from jova_core.text.umt5 import UMT5TextEncoder
 from jova_core.weights import (
     StateDictMismatch, WeightFileError, build_exactly, check_state_dict, peek, read_state_dict, strip_prefix,
 )
@@ -199,7 +199,7 @@ def test_missing_file_names_what_was_expected(tmp_path):
 CHILD = """
 import sys
 from jova_core.codecs import load_audio_codec, load_video_codec
-from jova_core.mouth.syncnet import load_syncnet
+from jova_core.lipsync.syncnet import load_syncnet
 import torch
 video = load_video_codec(sys.argv[1])
 audio = load_audio_codec(sys.argv[2], sys.argv[3])

@@ -37,7 +37,7 @@ class TrainConfig:
     video_codec: str = "demo"
     audio_codec: str = "demo"
     audio_vocoder: str = ""
-    # Text encoder: "demo" (jova_core.text_demo.DemoTextEncoder, for the CPU demo);
+    # Text encoder: "demo" (jova_core.text.demo.DemoTextEncoder, for the CPU demo);
     # "precomputed" (each clip's `text_embedding` file named in the captions); or
     # "umt5:<path>" (umT5-XXL as Wan2.1 uses it: a transformers folder, ComfyUI's
     # umt5_xxl_*.safetensors or Wan2.1's models_t5_umt5-xxl-enc-bf16.pth; needs transformers).

@@ -28,15 +28,15 @@ TEXT_ENCODERS = "'demo', 'precomputed' or 'umt5:<transformers folder or umT5 wei
 def build_text_encoder(cfg: TrainConfig, text_dim: int, text_len: int):
     """The recipe's text encoder, sized for the model: "demo" (the CPU demo's hash
     features), "precomputed" (each clip's own file, see PrecomputedText) or
-    "umt5:<path>" (umT5-XXL as Wan2.1 uses it, jova_core.text_umt5)."""
+    "umt5:<path>" (umT5-XXL as Wan2.1 uses it, jova_core.text.umt5)."""
     if cfg.text_encoder == "demo":
-        from ..text_demo import DemoTextEncoder
+        from ..text.demo import DemoTextEncoder
 
         return DemoTextEncoder(text_dim, text_len)
     if cfg.text_encoder == "precomputed":
         return PrecomputedText(text_dim, text_len)
     if cfg.text_encoder.startswith("umt5:"):
-        from ..text_umt5 import UMT5TextEncoder
+        from ..text.umt5 import UMT5TextEncoder
 
         return UMT5TextEncoder(cfg.text_encoder[len("umt5:"):], text_len=text_len, text_dim=text_dim)
     raise ValueError(f"text_encoder {cfg.text_encoder!r} is not one the trainer knows; use {TEXT_ENCODERS}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..convert import cli as convert_cli
+from . import convert as convert_cli
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ fall together when picture and sound are in sync. The score:
 It needs no learned model, so it works on any clip with a visible face, but it only
 sees how much the mouth opens, not its shape: use it to compare clips and to find an
 offset, not as an absolute quality figure. SyncNet's LSE-C / LSE-D, from the user's own
-SyncNet weights, are in jova_core.mouth.lse.
+SyncNet weights, are in jova_core.lipsync.lse.
 """
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ class UMT5TextEncoder:
                     f"missing {sorted(info['missing_keys'])[:5]}); Wan2.1 and JoVA read umT5-XXL"
                 )
         else:
-            from .weights import build_exactly, read_state_dict
+            from ..weights import build_exactly, read_state_dict
 
             state, model_bytes = hf_state_dict(read_state_dict(self.weights), self.weights)
             for key in list(state):  # cast one tensor at a time: the XXL encoder is 11 GB in 16 bits

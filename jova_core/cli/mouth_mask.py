@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 
+from ..files import atomic_output, check_writable
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -50,9 +52,9 @@ def _read(path: str) -> tuple[np.ndarray, float | None]:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .extract import extract_mouth_masks
-    from .landmarks import to_uint8_frames
-    from .preview import render_preview
+    from ..mouth.extract import extract_mouth_masks
+    from ..mouth.landmarks import to_uint8_frames
+    from ..mouth.preview import render_preview
 
     if not args.out and not args.json:
         print("nothing to do: give --out PREVIEW (.png / .mp4) and/or --json", file=sys.stderr)
@@ -60,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.input):
         print(f"input not found: {args.input}", file=sys.stderr)
         return 2
-    if args.out and os.path.exists(args.out) and not args.overwrite:
-        print(f"{args.out} exists; pass --overwrite to replace it", file=sys.stderr)
+    try:  # before the long work: a missing or read-only folder, the input itself, an existing file
+        if args.out:
+            check_writable(args.out, args.overwrite, sources=[args.input])
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         frames, fps = _read(args.input)
@@ -93,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
         if is_video:
             from ..io import write_mp4
 
-            write_mp4(args.out, preview, fps)
+            write_mp4(args.out, preview, fps, overwrite=args.overwrite)
         else:
             import cv2
 
             ok, png = cv2.imencode(".png", cv2.cvtColor(preview[0], cv2.COLOR_RGB2BGR))
             if not ok:
                 raise RuntimeError("could not encode the preview as PNG")
-            with open(args.out, "wb") as f:
+            with atomic_output(args.out, args.overwrite) as partial, open(partial, "wb") as f:
                 f.write(png.tobytes())
     if args.json:
         boxes_per_frame = [

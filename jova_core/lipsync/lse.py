@@ -6,7 +6,7 @@ With N = min(video frames at 25 fps, floor(16 kHz samples / 640)) - 5 windows (t
 public scripts stop one window short of the last full one; kept for comparability):
 
 1. lip[i] = SyncNet lip embedding of face-crop frames i..i+4, audio[i] = audio embedding
-   of MFCC frames 4i..4i+19, for i = 0..N-1 (see ``jova_core.mouth.syncnet``);
+   of MFCC frames 4i..4i+19, for i = 0..N-1 (see ``jova_core.lipsync.syncnet``);
 2. for every shift d in -K..K (K = 15 by default): dist[i, d] = || lip[i] - audio[i + d]
    + 1e-6 || (torch's pairwise_distance), where audio[j] outside 0..N-1 is the ZERO
    vector (the scripts zero-pad the audio embeddings rather than drop those pairs);
@@ -14,7 +14,7 @@ public scripts stop one window short of the last full one; kept for comparabilit
 4. LSE-D = min_d mean[d] (lower is better), LSE-C = median_d mean[d] - min_d mean[d]
    (higher is better), offset = the d of the minimum.
 
-Sign of the offset: here, as in ``jova_core.mouth.sync``, positive means the sound comes
+Sign of the offset: here, as in ``jova_core.lipsync.sync``, positive means the sound comes
 that many frames after the picture (video frame i matches audio frame i + d).
 syncnet_python prints the opposite sign as "AV offset" (K - argmin = -d).
 """
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .landmarks import FaceTrack, LandmarkResult, detect_face_landmarks, to_uint8_frames
+from ..mouth.landmarks import FaceTrack, LandmarkResult, detect_face_landmarks, to_uint8_frames
 from .syncnet import (
     MFCC_FRAMES_PER_VIDEO_FRAME,
     MFCC_WINDOW,

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import TrainConfig
+    from ..train.config import TrainConfig
 
     overrides = {
         key: value
@@ -35,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key):
             setattr(cfg, key, os.path.abspath(getattr(args, key)))
     if args.preprocess_only:
-        from .encode import cached_dataset
+        from ..train.encode import cached_dataset
 
         dataset = cached_dataset(cfg, show_progress=not args.no_progress)
         print(f"{len(dataset)} clips cached in {cfg.cache_dir}")
         return 0
-    from .trainer import train
+    from ..train.trainer import train
 
     result = train(cfg, show_progress=not args.no_progress)
     if result.history:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..io import write_mp4
-    from .synthetic import make_talking_clip
+    from ..train.synthetic import make_talking_clip
 
     if args.clips < 1 or args.seconds <= 0:
         print("--clips must be >= 1 and --seconds > 0", file=sys.stderr)

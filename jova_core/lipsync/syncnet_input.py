@@ -34,8 +34,8 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from .landmarks import FaceTrack
-from .mask import _interpolate_gaps
+from ..mouth.landmarks import FaceTrack
+from ..mouth.mask import _interpolate_gaps
 from .syncnet import CROP_SIZE, MFCC_COEFFICIENTS, SYNCNET_FPS, SYNCNET_SAMPLE_RATE
 
 PCM16_SCALE = 32768.0

@@ -19,7 +19,7 @@ meaningless embeddings):
   mean subtraction or scaling. Window n starts at video frame n.
 * audio at 16 kHz mono, as 16-bit PCM values (-32768..32767, not -1..1); MFCC as
   python_speech_features' defaults compute it (13 coefficients, 100 frames per second,
-  see ``jova_core.mouth.syncnet_input.speech_mfcc``); audio input [N, 1, 13, 20]:
+  see ``jova_core.lipsync.syncnet_input.speech_mfcc``); audio input [N, 1, 13, 20]:
   window n is MFCC frames 4n .. 4n+19, i.e. the sound of video frames n .. n+4.
 * eval mode (BatchNorm uses its running statistics).
 """

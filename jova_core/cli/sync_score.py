@@ -2,14 +2,14 @@
 
 Prints JSON: offset_frames (positive: the sound comes that many frames after the
 picture), offset_seconds, confidence (peak correlation minus the median over offsets),
-peak_correlation, frames_used. See ``jova_core.mouth.sync`` for the definition; it is
+peak_correlation, frames_used. See ``jova_core.lipsync.sync`` for the definition; it is
 landmark-based and needs no SyncNet weights.
 
 With ``--syncnet syncnet_v2.model`` (the weights of joonson/syncnet_python) it adds
 Wav2Lip's metrics: lse_d (lower is better), lse_c (higher is better),
 syncnet_offset_frames (SyncNet's own offset, same sign convention as offset_frames; the
 opposite of syncnet_python's printed "AV offset") and syncnet_windows. See
-``jova_core.mouth.lse``. LSE-C depends on the range of offsets searched, so these always
+``jova_core.lipsync.lse``. LSE-C depends on the range of offsets searched, so these always
 use the published +-15 frames, whatever --max-offset says.
 """
 
@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..io import read_clip
-    from .landmarks import detect_face_landmarks
-    from .sync import audio_envelope, sync_score
+    from ..mouth.landmarks import detect_face_landmarks
+    from ..lipsync.sync import audio_envelope, sync_score
 
     if not os.path.isfile(args.clip):
         print(f"clip not found: {args.clip}", file=sys.stderr)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.syncnet:
         import torch
 
-        from .syncnet import load_syncnet
+        from ..lipsync.syncnet import load_syncnet
 
         device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
         try:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "fps": fps,
     }
     if syncnet is not None:
-        from .lse import syncnet_scores
+        from ..lipsync.lse import syncnet_scores
 
         try:
             with tqdm(desc="SyncNet", unit="window") as bar:

@@ -1,0 +1,89 @@
+"""One demo clip: the demo prompt -> joint sampling (then, if the model's settings ask for
+it, an audio-driven video pass) -> the weight-free demo codecs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .settings import DEFAULT_TRANSCRIPT, DemoSettings, load_demo_model, load_demo_settings, reference_frame
+
+
+@dataclass
+class DemoClip:
+    frames: torch.Tensor  # [T, H, W, 3] float 0..1
+    waveform: torch.Tensor  # [1, N] float
+    sample_rate: int
+    fps: float
+    prompt: str
+
+
+def demo_prompt(transcript: str, settings: DemoSettings) -> str:
+    """The JoVA prompt the demo model was trained with, for this transcript."""
+    from ..text.prompt import format_prompt
+    from ..text.demo import DemoTextEncoder
+
+    count = len(DemoTextEncoder.transcript_syllables(transcript))
+    if count > settings.max_syllables:
+        raise ValueError(
+            f"the transcript has {count} syllables; the demo clip ({settings.num_frames / settings.fps:.1f} s) "
+            f"holds at most {settings.max_syllables}"
+        )
+    return format_prompt(settings.video_caption, settings.audio_caption.replace("{syllables}", str(count)), transcript)
+
+
+def generate_demo(
+    transcript: str = DEFAULT_TRANSCRIPT,
+    seed: int = 0,
+    steps: int | None = None,
+    checkpoint: str | None = None,
+    model=None,
+    callback: Callable | None = None,
+    joint_only: bool = False,
+) -> DemoClip:
+    """One demo clip: text -> joint sampling (then, if the model's settings ask for it,
+    an audio-driven video pass) -> demo codecs. callback: see sampling.sample; its
+    StepInfo counts the steps of both passes (DemoSettings.sampling_steps). joint_only
+    skips the audio-driven pass (for comparisons)."""
+    from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
+    from ..sampling import sample
+    from ..text.demo import DemoTextEncoder
+
+    settings = load_demo_settings(checkpoint)
+    if joint_only:
+        settings = dataclasses.replace(settings, audio_driven_pass=False)
+    model = model if model is not None else load_demo_model(checkpoint)
+    config = model.config
+    encoder = DemoTextEncoder(config.text_dim, config.text_len)
+    prompt = demo_prompt(transcript, settings)
+    video_codec, audio_codec = DemoVideoCodec(), DemoAudioCodec()
+    video_shape = (1, *video_codec.latent_shape(settings.num_frames, settings.height, settings.width))
+    steps = steps or settings.steps
+    total = settings.sampling_steps(steps)
+    common = dict(
+        text=encoder(prompt),
+        negative_video=encoder(""),  # the empty prompt: what caption dropout trained
+        reference=video_codec.encode(reference_frame(settings)[None, None]),
+        video_shape=video_shape,
+        steps=steps, sampler=settings.sampler, shift=settings.shift,
+        cfg_video=settings.cfg_video, cfg_audio=settings.cfg_audio, seed=seed, fps=settings.fps,
+    )
+
+    def counting_from(done: int):
+        if callback is None:
+            return None
+        return lambda info: callback(dataclasses.replace(info, step=done + info.step, total=total))
+
+    with torch.no_grad():
+        video, audio = sample(
+            model, mode="i2va", audio_shape=(1, audio_codec.latent_channels, settings.audio_latent_frames),
+            callback=counting_from(0), **common,
+        )
+        if settings.audio_driven_pass:
+            video, _ = sample(model, mode="a2v", audio_latents=audio, callback=counting_from(steps), **common)
+        frames = video_codec.decode(video)[0]
+        waveform = audio_codec.decode(audio)[0]
+    return DemoClip(frames, waveform, audio_codec.sample_rate, settings.fps, prompt)
