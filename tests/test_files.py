@@ -184,10 +184,3 @@ def test_convert_into_missing_or_read_only_folder_fails_before_reading(wan_file,
     assert main(["init-from-wan", "--src", str(wan_file), "--out", out]) == 0
     assert load_native(out).config.num_layers == 2 and partials(tmp_path) == []
 
-
-def test_mouth_mask_never_writes_over_its_input(tmp_path, capsys):
-    image = tmp_path / "face.png"
-    image.write_bytes(b"the user's picture")
-    assert main(["mouth-mask", str(image), "--out", str(image), "--overwrite"]) == 2
-    assert "is the source being read" in capsys.readouterr().err
-    assert image.read_bytes() == b"the user's picture"

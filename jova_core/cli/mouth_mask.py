@@ -15,8 +15,6 @@ import sys
 
 import numpy as np
 
-from ..files import atomic_output, check_writable
-
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -62,11 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.input):
         print(f"input not found: {args.input}", file=sys.stderr)
         return 2
-    try:  # before the long work: a missing or read-only folder, the input itself, an existing file
-        if args.out:
-            check_writable(args.out, args.overwrite, sources=[args.input])
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    if args.out and os.path.exists(args.out) and not args.overwrite:
+        print(f"{args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     try:
         frames, fps = _read(args.input)
@@ -98,14 +93,14 @@ def run(args: argparse.Namespace) -> int:
         if is_video:
             from ..io import write_mp4
 
-            write_mp4(args.out, preview, fps, overwrite=args.overwrite)
+            write_mp4(args.out, preview, fps)
         else:
             import cv2
 
             ok, png = cv2.imencode(".png", cv2.cvtColor(preview[0], cv2.COLOR_RGB2BGR))
             if not ok:
                 raise RuntimeError("could not encode the preview as PNG")
-            with atomic_output(args.out, args.overwrite) as partial, open(partial, "wb") as f:
+            with open(args.out, "wb") as f:
                 f.write(png.tobytes())
     if args.json:
         boxes_per_frame = [
