@@ -16,8 +16,7 @@ import re
 import torch
 from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
 
-from ..checkpoint import check_state_dict
-from .weights import strip_prefix
+from ..weights import build_exactly, strip_prefix
 
 # Weight-norm pairs: (magnitude suffix, direction suffix) -> folded ".weight".
 _WEIGHT_NORM_STYLES = (
@@ -106,12 +105,7 @@ def vocoder_from_state_dict(
     """LTX2Vocoder holding a BigVGAN generator state dict (any weight-norm style), eval mode."""
     state_dict = rename_bigvgan_keys(fold_weight_norm(strip_prefix(state_dict, ("generator.", "module."))))
     config = bigvgan_config(state_dict, source)
-    with torch.device("meta"):
-        vocoder = LTX2Vocoder(**config, output_sampling_rate=sample_rate)
-    check_state_dict(vocoder, state_dict, source)
-    if dtype is not None:
-        state_dict = {k: v.to(dtype) for k, v in state_dict.items()}
-    vocoder.load_state_dict(state_dict, strict=True, assign=True)
+    vocoder = build_exactly(lambda: LTX2Vocoder(**config, output_sampling_rate=sample_rate), state_dict, source, dtype)
     return vocoder.to(device).eval()
 
 

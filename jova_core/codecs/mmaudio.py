@@ -11,11 +11,11 @@ import torch
 from diffusers import MMAudioVAE
 from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
 
+from ..weights import read_state_dict
 from .base import AudioCodec
 from .bigvgan import vocode, vocoder_from_state_dict
 from .mel import MelConfig, MelFrontEnd
 from .mmaudio_vae import mmaudio_vae_from_state_dict
-from .weights import read_state_dict
 
 
 class MMAudioCodec(AudioCodec):
@@ -65,10 +65,10 @@ class MMAudioCodec(AudioCodec):
 
 def load_mmaudio_codec(vae_path: str, vocoder_path: str, dtype=None, device="cpu") -> MMAudioCodec:
     vae, mel = mmaudio_vae_from_state_dict(
-        read_state_dict(vae_path, "an MMAudio VAE (v1-16.pth or v1-44.pth)"), vae_path, dtype=dtype, device=device
+        read_state_dict(vae_path, what="an MMAudio VAE (v1-16.pth or v1-44.pth)"), vae_path, dtype=dtype, device=device
     )
     vocoder = vocoder_from_state_dict(
-        read_state_dict(vocoder_path, "a BigVGAN generator (best_netG.pt or bigvgan_generator.pt)"),
+        read_state_dict(vocoder_path, what="a BigVGAN generator (best_netG.pt or bigvgan_generator.pt)"),
         vocoder_path, sample_rate=mel.sample_rate, dtype=dtype, device=device,
     )
     return MMAudioCodec(vae, vocoder, mel)

@@ -14,9 +14,8 @@ import torch
 from diffusers import MMAudioVAE
 from diffusers.models.autoencoders.autoencoder_mmaudio import MMAudioMelSpectrogram, normalize
 
-from ..checkpoint import check_state_dict
+from ..weights import build_exactly, strip_prefix
 from .mel import MEL_16K, MEL_44K, MelConfig
-from .weights import strip_prefix
 
 # Mel front end per mel-bin count of the VAE.
 MEL_FOR_BINS = {MEL_16K.n_mels: MEL_16K, MEL_44K.n_mels: MEL_44K}
@@ -64,14 +63,9 @@ def mmaudio_vae_from_state_dict(
     for key, value in state_dict.items():
         # learnable_gain and the data statistics are used as stored; every conv weight is folded.
         folded[f"vae.{key}"] = fold_mp_weight(value) if key.endswith(".weight") else value
-    with torch.device("meta"):
-        vae = MMAudioVAE(**config)
     # diffusers' own mel front end is a deterministic buffer set, never in the files (and unused
     # for encoding: it is wrong for 16 kHz); fill it from a fresh CPU instance.
     front = MMAudioMelSpectrogram(config["sample_rate"], config["n_fft"], config["mel_bins"], config["hop_length"])
     folded.update({f"mel_converter.{k}": v for k, v in front.state_dict().items()})
-    check_state_dict(vae, folded, source)
-    if dtype is not None:
-        folded = {k: v.to(dtype) if v.is_floating_point() else v for k, v in folded.items()}
-    vae.load_state_dict(folded, strict=True, assign=True)
+    vae = build_exactly(lambda: MMAudioVAE(**config), folded, source, dtype)
     return vae.to(device).eval(), mel

@@ -15,9 +15,8 @@ import torch
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-from ..checkpoint import check_state_dict
+from ..weights import build_exactly, read_state_dict, strip_prefix
 from .base import VideoCodec
-from .weights import read_state_dict, strip_prefix
 
 CONFIG_PATH = os.path.join(os.path.dirname(__file__), "configs", "wan2.1_vae.json")
 # Keys only the Wan VAE family has; used to tell it apart from other files.
@@ -49,12 +48,7 @@ def wan_vae_from_state_dict(
     cfg = {k: v for k, v in (config or wan_vae_config()).items() if not k.startswith("_")}
     # The width comes from the file (tiny test models); the rest of the architecture is Wan2.1's.
     cfg["base_dim"] = state_dict["encoder.conv1.weight"].shape[0]
-    with torch.device("meta"):
-        vae = AutoencoderKLWan(**cfg)
-    check_state_dict(vae, converted, source)
-    if dtype is not None:
-        converted = {k: v.to(dtype) for k, v in converted.items()}
-    vae.load_state_dict(converted, strict=True, assign=True)
+    vae = build_exactly(lambda: AutoencoderKLWan(**cfg), converted, source, dtype)
     return vae.to(device).eval()
 
 
@@ -114,5 +108,5 @@ class WanVideoCodec(VideoCodec):
 
 
 def load_wan_video_codec(path: str, dtype=None, device="cpu") -> WanVideoCodec:
-    state_dict = read_state_dict(path, "a Wan2.1 VAE (Wan2.1_VAE.pth or wan_2.1_vae.safetensors)")
+    state_dict = read_state_dict(path, what="a Wan2.1 VAE (Wan2.1_VAE.pth or wan_2.1_vae.safetensors)")
     return WanVideoCodec(wan_vae_from_state_dict(state_dict, path, dtype=dtype, device=device))

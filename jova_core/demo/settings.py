@@ -103,8 +103,11 @@ def save_reference_frame(checkpoint: str | None = None, path: str = DEMO_REFEREN
     reference_frame() looks for it, so the demo runs without scikit-image or mediapipe."""
     from safetensors.torch import save_file
 
+    from ..files import atomic_output
+
     settings = load_demo_settings(checkpoint)
-    save_file({"frame": synthetic_reference_frame(settings).contiguous()}, path, metadata=_reference_key(settings))
+    with atomic_output(path, overwrite=True) as partial:
+        save_file({"frame": synthetic_reference_frame(settings).contiguous()}, partial, metadata=_reference_key(settings))
 
 
 def _reference_key(settings: DemoSettings) -> dict[str, str]:

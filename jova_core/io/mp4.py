@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import wave
+from contextlib import ExitStack
 
 import imageio_ffmpeg
 import numpy as np
 import torch
 
+from ..files import atomic_output, partial_file
 from .frames import to_uint8_frames
 
 DEFAULT_CRF = 18  # visually lossless-ish; the model's output, not the container, should limit quality
@@ -23,11 +24,6 @@ def aac_bitrate(sample_rate: int, channels: int) -> int:
     return min(MAX_AUDIO_BITRATE, 4 * sample_rate * channels)
 
 
-def _readable_like_new_files(path: str) -> None:
-    """mkstemp makes 0600 files; give the finished file the mode open() would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def pad_to_even(frames: np.ndarray) -> np.ndarray:
@@ -66,11 +62,10 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
     """Write frames [T,H,W,3] (float 0..1 or uint8) and an optional waveform [C,N] as MP4.
 
     Odd sizes are padded to even (edge rows/columns repeated). The audio is trimmed or
-    zero-padded to the video's duration T / fps. An existing file is never replaced unless
-    overwrite=True; the file appears only once complete. Returns `path`.
+    zero-padded to the video's duration T / fps. Missing folders are made. An existing file
+    is never replaced unless overwrite=True; the file appears only once complete (see
+    jova_core.files). Returns `path`.
     """
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if waveform is not None and not sample_rate:
@@ -79,16 +74,12 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
     num_frames, height, width, _ = video.shape
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, partial = tempfile.mkstemp(suffix=".mp4", prefix=".partial-", dir=directory)
-    os.close(handle)
-    audio_path = None
-    bitrate = MAX_AUDIO_BITRATE
-    try:
+    with atomic_output(path, overwrite) as partial, ExitStack() as temporary:
+        audio_path, bitrate = None, MAX_AUDIO_BITRATE
         if waveform is not None:
             audio = fit_audio(waveform, round(num_frames / fps * sample_rate))  # [N, C]
             bitrate = aac_bitrate(sample_rate, audio.shape[1])
-            handle, audio_path = tempfile.mkstemp(suffix=".wav", prefix=".partial-", dir=directory)
-            os.close(handle)
+            audio_path = temporary.enter_context(partial_file(directory, "audio.wav"))
             write_wav(audio_path, audio, sample_rate)
         writer = imageio_ffmpeg.write_frames(
             partial, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
@@ -99,12 +90,4 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
         for frame in video:
             writer.send(frame.tobytes())
         writer.close()
-        if os.path.exists(path) and not overwrite:  # appeared while we were encoding
-            raise FileExistsError(f"{path} appeared while writing; pass overwrite=True to replace it")
-        _readable_like_new_files(partial)
-        os.replace(partial, path)
-    finally:
-        for leftover in (partial, audio_path):
-            if leftover and os.path.exists(leftover):
-                os.remove(leftover)
     return path

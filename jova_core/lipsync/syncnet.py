@@ -27,7 +27,6 @@ meaningless embeddings):
 from __future__ import annotations
 
 import os
-import pickle
 
 import torch
 from torch import nn
@@ -109,26 +108,18 @@ def load_syncnet(path: str, device="cpu") -> SyncNet:
     released file predates them; they only matter in training). A file saved from
     syncnet_python's SyncNetInstance (keys prefixed ``__S__.``) is accepted too.
     """
-    from ..checkpoint import check_state_dict
-    from ..codecs.weights import read_state_dict, strip_prefix
+    from ..weights import StateDictMismatch, build_exactly, read_state_dict, strip_prefix
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no SyncNet weights at {path!r}; {WEIGHTS_HINT}")
+    state = strip_prefix(read_state_dict(path, what=WEIGHTS_HINT), ("__S__.",))
+    # BatchNorm's counters start at 0 (as a fresh SyncNet's do) where the file lacks them.
+    with torch.device("meta"):
+        counters = [k for k in SyncNet().state_dict() if k.endswith("num_batches_tracked")]
+    state = {**{k: torch.tensor(0, dtype=torch.long) for k in counters if k not in state}, **state}
     try:
-        state = read_state_dict(path, WEIGHTS_HINT)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} is not a plain tensor state dict (torch.load with weights_only=True refused it: "
-            f"{str(error).splitlines()[0]}); {WEIGHTS_HINT}, which is one"
-        ) from None
-    state = strip_prefix(state, ("__S__.",))
-    model = SyncNet()
-    expected = model.state_dict()
-    counters = {k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in state}
-    state = {**state, **counters}
-    try:
-        check_state_dict(model, state, f"{path} (as SyncNet weights)")
-    except KeyError as error:
-        raise ValueError(f"{error.args[0]}\n{WEIGHTS_HINT}") from None
-    model.load_state_dict(state, strict=True)
+        # float32 as the module's own parameters: a half-precision file is upcast, not adopted.
+        model = build_exactly(SyncNet, state, f"{path} (as SyncNet weights)", dtype=torch.float32)
+    except StateDictMismatch as error:
+        raise ValueError(f"{error}\n{WEIGHTS_HINT}") from None
     return model.eval().to(device)

@@ -227,22 +227,14 @@ class UMT5TextEncoder(TextEncoder):
                     f"missing {sorted(info['missing_keys'])[:5]}); Wan2.1 and JoVA read umT5-XXL"
                 )
         else:
-            from ..checkpoint import read_state_dict
+            from ..weights import build_exactly, read_state_dict
 
             state, model_bytes = hf_state_dict(read_state_dict(self.weights), self.weights)
             for key in list(state):  # cast one tensor at a time: the XXL encoder is 11 GB in 16 bits
                 state[key] = state[key].to(self.dtype)
             state["encoder.embed_tokens.weight"] = state["shared.weight"]  # tied, as in UMT5EncoderModel
             config = config_from_state_dict(state)
-            with torch.device("meta"):
-                model = transformers.UMT5EncoderModel(config)
-            missing = sorted(set(model.state_dict()) - set(state))
-            unexpected = sorted(set(state) - set(model.state_dict()))
-            if missing or unexpected:
-                raise ValueError(
-                    f"{self.weights} does not match a umT5 encoder: missing {missing[:5]}, unexpected {unexpected[:5]}"
-                )
-            model.load_state_dict(state, assign=True)
+            model = build_exactly(lambda: transformers.UMT5EncoderModel(config), state, f"{self.weights} (as a umT5 encoder)")
         width = model.config.d_model
         if self.text_dim is not None and width != self.text_dim:
             raise ValueError(

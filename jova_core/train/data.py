@@ -27,6 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..files import atomic_output
 from ..text import format_prompt
 
 CAPTION_FIELDS = ("video_caption", "audio_caption", "transcript")
@@ -126,8 +127,8 @@ def cache_item(item: CacheItem, fingerprint: str) -> bool:
     if _is_current(item.path, fingerprint, item.stamp):
         return False
     tensors = {k: v.detach().contiguous().cpu() for k, v in item.make().items()}
-    save_file(tensors, item.path + ".partial", metadata={"encoder": fingerprint, "source": item.stamp})
-    os.replace(item.path + ".partial", item.path)  # atomic: a killed run never leaves a half file
+    with atomic_output(item.path, overwrite=True) as partial:  # a killed run never leaves a half file
+        save_file(tensors, partial, metadata={"encoder": fingerprint, "source": item.stamp})
     return True
 
 
@@ -209,9 +210,9 @@ INDEX_NAME = "index.json"
 
 def write_index(cache_dir: str, paths: list[str]) -> None:
     """Record which cache files make up the dataset (so training can run from the cache alone)."""
-    with open(os.path.join(cache_dir, INDEX_NAME + ".partial"), "w", encoding="utf-8") as f:
+    index = os.path.join(cache_dir, INDEX_NAME)
+    with atomic_output(index, overwrite=True) as partial, open(partial, "w", encoding="utf-8") as f:
         json.dump([os.path.relpath(p, cache_dir) for p in paths], f, indent=0)
-    os.replace(os.path.join(cache_dir, INDEX_NAME + ".partial"), os.path.join(cache_dir, INDEX_NAME))
 
 
 def read_index(cache_dir: str) -> list[str]:

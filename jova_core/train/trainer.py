@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..checkpoint import build_from_state_dict, load_native, save_transformer
 from ..config import preset_config
+from ..files import atomic_output
 from ..model.transformer import JoVATransformer
+from ..weights import read_state_dict, torch_load
 from .config import TrainConfig
 from .data import CachedClips
 from .loss import draw_noise, flow_losses
@@ -208,10 +210,12 @@ def _save_checkpoint(accelerator, cfg, model, optimizer, schedule, step, history
         unwrapped = accelerator.unwrap_model(model)
         save_native(unwrapped, lora, os.path.join(path, FINAL_NAME), _file_metadata(cfg, step))
         if lora:
-            save_file({k: v.contiguous() for k, v in adapter_state_dict(unwrapped).items()}, os.path.join(path, "lora.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, os.path.join(path, "optimizer.pt"))
+            with atomic_output(os.path.join(path, "lora.safetensors"), overwrite=True) as partial:
+                save_file({k: v.contiguous() for k, v in adapter_state_dict(unwrapped).items()}, partial)
+        with atomic_output(os.path.join(path, "optimizer.pt"), overwrite=True) as partial:
+            torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, partial)
         # state.json last: a checkpoint folder counts only once it is complete.
-        with open(os.path.join(path, "state.json"), "w", encoding="utf-8") as f:
+        with atomic_output(os.path.join(path, "state.json"), overwrite=True) as partial, open(partial, "w", encoding="utf-8") as f:
             json.dump({"step": step, "history": history, "config": json.loads(cfg.to_json())}, f, indent=1)
     accelerator.wait_for_everyone()
     return path
@@ -221,7 +225,7 @@ def _load_checkpoint(path, model, optimizer, schedule, lora) -> tuple[int, list[
     with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
         state = json.load(f)
     if lora:
-        adapters = load_file(os.path.join(path, "lora.safetensors"))
+        adapters = read_state_dict(os.path.join(path, "lora.safetensors"))
         expected = adapter_state_dict(model)
         if set(adapters) != set(expected):
             raise KeyError(
@@ -231,7 +235,7 @@ def _load_checkpoint(path, model, optimizer, schedule, lora) -> tuple[int, list[
         model.load_state_dict(adapters, strict=False)
     else:
         model.load_state_dict(load_native(os.path.join(path, FINAL_NAME)).state_dict(), strict=True)
-    saved = torch.load(os.path.join(path, "optimizer.pt"), weights_only=True)
+    saved = torch_load(os.path.join(path, "optimizer.pt"))
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
     return int(state["step"]), list(state["history"])
