@@ -154,3 +154,102 @@ def test_write_mp4_refuses_a_name_that_is_not_mp4(tmp_path):
     with pytest.raises(ValueError, match="must end in .mp4"):
         write_mp4(str(tmp_path / "clip.wav"), np.zeros((2, 8, 8, 3), np.uint8), 24.0)
     assert os.listdir(tmp_path) == []
+
+
+# -- damaged and too-short clips: sync-score, mouth-mask ----------------------------------
+
+
+def _clip_file(path, seconds: float, fps: float = 25.0) -> str:
+    """A clip of noise frames and a tone, written as the pack writes MP4s."""
+    from jova_core.io import write_mp4
+
+    frames = np.random.default_rng(0).integers(0, 255, (round(seconds * fps), 48, 48, 3), dtype=np.uint8)
+    tone = torch.sin(torch.arange(round(seconds * 16000)) * 0.1)[None] * 0.3
+    return write_mp4(str(path), frames, fps, tone, 16000)
+
+
+@pytest.fixture(scope="module")
+def truncated_clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    full = _clip_file(folder / "full.mp4", 1.96)
+    data = open(full, "rb").read()
+    cut = folder / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.4)])  # the index (moov) is at the front: it still opens
+    return full, str(cut)
+
+
+def test_read_clip_refuses_a_truncated_file(truncated_clip):
+    from jova_core.io import read_clip
+
+    full, cut = truncated_clip
+    assert len(read_clip(full).frames) == 49
+    assert len(read_clip(full, start=0.5, duration=0.4).frames) in (10, 11)  # a window is not a truncation
+    with pytest.raises(ValueError, match="truncated or damaged: only 0.[0-9]+ s of its 1.96 s"):
+        read_clip(cut)
+
+
+def test_an_mp4_cut_before_its_index_says_so(tmp_path):
+    from jova_core.io import probe_media
+    from jova_core.io.ffmpeg import run_ffmpeg
+
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc=size=32x32:rate=10:duration=1", "-c:v", "libx264",
+                str(tmp_path / "x.mp4")], "writing a test clip")  # no faststart: the index comes last
+    data = (tmp_path / "x.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or unfinished MP4"):
+        probe_media(str(tmp_path / "cut.mp4"))
+
+
+@pytest.mark.parametrize("verb", ["sync-score", "mouth-mask"])
+def test_cli_refuses_a_truncated_clip(truncated_clip, tmp_path, capsys, verb):
+    _, cut = truncated_clip
+    extra = ["--out", str(tmp_path / "preview.mp4")] if verb == "mouth-mask" else []
+    assert main([verb, cut, *extra]) == 2
+    assert "truncated or damaged" in one_error_line(capsys)
+    assert os.listdir(tmp_path) == []
+
+
+def test_sync_score_refuses_a_clip_too_short_for_its_offset_search(tmp_path, capsys):
+    short = _clip_file(tmp_path / "short.mp4", 0.2)
+    assert main(["sync-score", short]) == 2
+    err = one_error_line(capsys)
+    assert "5 frames (0.20 s at 25 fps; at least 1.24 s)" in err and "+-15 frames" in err
+    assert main(["sync-score", short, "--max-offset", "-1"]) == 2
+    assert ">= 0" in one_error_line(capsys)
+
+
+def test_sync_score_function_refuses_short_input_instead_of_narrowing_its_search():
+    from jova_core.lipsync import sync_score
+
+    t = np.arange(12, dtype=float)
+    with pytest.raises(ValueError, match="needs at least 31"):
+        sync_score(np.sin(t), np.sin(t), max_offset=15)
+    assert len(sync_score(np.sin(t), np.sin(t), max_offset=5).correlations) == 11
+
+
+@pytest.mark.parametrize("flag, value, message", [("--margin", "-0.5", "margin must be >= 0"),
+                                                  ("--smooth", "-1", "smoothing must be >= 0"),
+                                                  ("--margin", "nan", "margin must be >= 0")])
+def test_mouth_mask_refuses_negative_margin_and_smoothing(tmp_path, capsys, flag, value, message):
+    clip = _clip_file(tmp_path / "c.mp4", 0.4)
+    assert main(["mouth-mask", clip, "--out", str(tmp_path / "p.mp4"), flag, value]) == 2
+    assert message in one_error_line(capsys)
+    assert sorted(os.listdir(tmp_path)) == ["c.mp4"]
+
+
+def test_mouth_region_settings_are_checked_before_the_landmarks(monkeypatch):
+    from jova_core import mouth
+    from jova_core.mouth import extract
+
+    def no_landmarks(*_, **__):
+        raise AssertionError("landmarks were detected for settings that are refused")
+
+    monkeypatch.setattr(extract, "detect_face_landmarks", no_landmarks)
+    frames = np.zeros((3, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        mouth.extract_mouth_masks(frames, margin=-0.1)
+    with pytest.raises(ValueError, match="smoothing must be >= 0"):
+        mouth.extract_mouth_masks(frames, smooth_sigma=-2.0)
+    track = mouth.FaceTrack(track_id=0, points=np.zeros((3, 478, 2), np.float32))
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        mouth.mouth_regions(track, margin=-1.0)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .landmarks import LandmarkResult, detect_face_landmarks
-from .mask import latent_mask, mouth_regions, pixel_mask, token_mask
+from .mask import check_region_settings, latent_mask, mouth_regions, pixel_mask, token_mask
 
 
 @dataclass
@@ -42,6 +42,7 @@ def extract_mouth_masks(
     masks are the union of every face's mouth. See ``detect_face_landmarks`` for
     video/faces/backend/callback and ``pixel_mask`` for shape/margin/smoothing.
     """
+    check_region_settings(margin, smooth_sigma)  # before the landmarks: a bad setting fails at once
     landmarks = detect_face_landmarks(
         frames, video=video, faces=faces, backend=backend, model_path=model_path, fps=fps, callback=callback
     )
