@@ -303,6 +303,10 @@ def test_clips_of_unequal_length_train_in_batches_cut_to_the_shortest_and_resume
     assert batch["video"].shape == (2, 16, 2, 4, 4) and batch["audio"].shape == (2, 20, 6)
     assert batch["mouth_mask"].shape == (2, 2, 4, 4)
     assert torch.equal(batch["video"][1], clips[1]["video"][:, :2]) and torch.equal(batch["audio"][1], clips[1]["audio"][:, :6])
+    # A process's part of a batch is cut to the whole batch's shortest (so DDP == one process).
+    part = clips.batch([1], global_batch=[0, 1])
+    assert all(torch.equal(part[k][0], batch[k][1]) for k in batch)
+    assert clips.batch([1])["video"].shape[2] == 3
     assert "each batch is cut to its shortest clip" in clips.check_batchable()
     # The recipe's batches mix lengths from the first step on.
     mixed = [step for step in range(4) if len({p % 2 for p in global_batch_indices(step, 2, 4, 3)}) > 1]

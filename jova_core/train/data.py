@@ -255,14 +255,22 @@ class CachedClips(torch.utils.data.Dataset):
         with safe_open(self.paths[index], framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}
 
-    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        """The items stacked; clips of different lengths are cut to the shortest (TIME_AXES)."""
+    def _length(self, index: int, key: str) -> int:
+        with safe_open(self.paths[index], framework="pt") as f:
+            return f.get_slice(key).get_shape()[TIME_AXES[key]]
+
+    def batch(self, indices: list[int], global_batch: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """The items stacked; clips of different lengths are cut to the shortest of
+        `global_batch` (default: these indices; in multi-process training, the whole batch
+        of the step, so that the result does not depend on the number of processes)."""
         items = [self[i] for i in indices]
         out = {}
         for key in items[0]:
             tensors = [it[key] for it in items]
             if key in TIME_AXES:
                 shortest = min(t.shape[TIME_AXES[key]] for t in tensors)
+                if global_batch is not None:
+                    shortest = min(self._length(i, key) for i in global_batch)
                 tensors = [t.narrow(TIME_AXES[key], 0, shortest) for t in tensors]
             shapes = {tuple(t.shape) for t in tensors}
             if len(shapes) > 1:

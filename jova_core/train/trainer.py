@@ -171,7 +171,8 @@ def train(
     for step in range(start, cfg.steps):
         indices = global_batch_indices(step, cfg.batch_size, len(dataset), cfg.seed)
         mine = list(range(rank * micro, (rank + 1) * micro))  # positions in the global batch
-        batch = {k: v.to(accelerator.device) for k, v in dataset.batch([indices[p] for p in mine]).items()}
+        mine_batch = dataset.batch([indices[p] for p in mine], indices)  # cut to the global batch's shortest clip
+        batch = {k: v.to(accelerator.device) for k, v in mine_batch.items()}
         noise = draw_noise(
             batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout,
             cfg.reference_probability, cfg.clean_audio_probability, cfg.clean_video_probability,
