@@ -105,7 +105,10 @@ class TokenStream(nn.Module):
             self.cross_attn = CrossAttention(dim, eps)
 
     def adaln(self, time: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """time [B, 6, dim] -> six [B, 1, dim] float32 modulation tensors."""
+        """time [B, 6, dim] -> six [B, 1, dim] float32 modulation tensors; per-token time
+        [B, S, 6, dim] -> six [B, S, dim]."""
+        if time.dim() == 4:
+            return tuple(m.squeeze(2) for m in (self.modulation.float()[:, None] + time.float()).chunk(6, dim=2))
         return (self.modulation.float() + time.float()).chunk(6, dim=1)
 
     def qkv(self, x: torch.Tensor, mod, num_heads: int, dtype: torch.dtype):
@@ -134,8 +137,8 @@ class BranchState:
     """What the blocks need to know about a branch besides its tokens."""
 
     name: str  # "video" or "audio"
-    time: torch.Tensor  # [B, 6, dim] projected timestep of this branch
-    head_time: torch.Tensor  # [B, dim] time embedding for the head
+    time: torch.Tensor  # [B, 6, dim] projected timestep of this branch, or [B, S, 6, dim] per token
+    head_time: torch.Tensor  # [B, dim] time embedding for the head, or [B, S - n_text, dim] per token
     n_text: int  # leading text tokens in the branch's tokens (0 with cross-attention text)
     context: torch.Tensor | None  # [B, L, dim] text for cross-attention, else None
 
@@ -182,7 +185,7 @@ class JoVABlock(nn.Module):
         qs, ks, vs = [], [], []
         for i, branch in enumerate(branches):
             for stream, part in self.groups(branch):
-                mod = stream.adaln(branch.time)
+                mod = stream.adaln(branch.time if branch.time.dim() == 3 else branch.time[:, part])
                 q, k, v = stream.qkv(tokens[i][:, part], mod, self.num_heads, dtype)
                 work.append((i, stream, part, mod))
                 qs.append(q), ks.append(k), vs.append(v)
