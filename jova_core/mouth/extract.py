@@ -10,7 +10,7 @@ import torch
 
 from ..geometry import WAN21_VAE, VideoLatentGeometry
 from .landmarks import LandmarkResult, detect_face_landmarks
-from .mask import latent_mask, mouth_regions, pixel_mask, token_mask
+from .mask import check_region_settings, latent_mask, mouth_regions, pixel_mask, token_mask
 
 
 @dataclass
@@ -45,6 +45,7 @@ def extract_mouth_masks(
     video/faces/backend/callback and ``pixel_mask`` for shape/margin/smoothing; the latent
     and token masks are on the grid of the video latent `geometry` and `patch_size`.
     """
+    check_region_settings(margin, smooth_sigma)  # before the landmarks: a bad setting fails at once
     landmarks = detect_face_landmarks(
         frames, video=video, faces=faces, backend=backend, model_path=model_path, fps=fps, callback=callback
     )

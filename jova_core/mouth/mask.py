@@ -55,6 +55,15 @@ def _smooth_in_time(values: np.ndarray, sigma: float) -> np.ndarray:
     return smoothed.reshape(values.shape).astype(values.dtype)
 
 
+def check_region_settings(margin: float, smooth_sigma: float) -> None:
+    """Refuse settings that would give inverted or meaningless regions (one-line
+    ValueError); the CLI and the nodes call it before any landmark work."""
+    if not (np.isfinite(margin) and margin >= 0):
+        raise ValueError(f"the mouth margin must be >= 0 (a fraction of the mouth width), got {margin}")
+    if not (np.isfinite(smooth_sigma) and smooth_sigma >= 0):
+        raise ValueError(f"the temporal smoothing must be >= 0 frames (0 = none), got {smooth_sigma}")
+
+
 def mouth_regions(
     track: FaceTrack,
     *,
@@ -72,6 +81,7 @@ def mouth_regions(
     interpolation, then points are smoothed in time (Gaussian, ``smooth_sigma`` frames)
     so the region does not jitter with the detector.
     """
+    check_region_settings(margin, smooth_sigma)
     lips = track.points[:, list(OUTER_LIP + INNER_LIP)].astype(np.float64)  # [T, 40, 2]
     lips = _smooth_in_time(_interpolate_gaps(lips, max_gap), smooth_sigma)
     outer = lips[:, : len(OUTER_LIP)]

@@ -23,6 +23,7 @@ import torch
 
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
 from .schedule import predicted_x0, sampling_sigmas, timesteps_from_sigma
+from .seed import seeded_generator
 from .solvers import make_solver
 
 
@@ -80,9 +81,10 @@ def sample(
     steps, sampler ("euler" | "unipc"), shift: the solver, its number of model
         evaluations and the sigma shift (sigma' = shift*s / (1 + (shift-1)*s)).
     cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none).
-    seed: noise comes from a CPU torch.Generator seeded with it (the video noise drawn
-        first, then the audio noise, each only when generated), so a seed gives the same
-        noise on every device and bit-identical results on CPU.
+    seed: 0 .. 2**64 - 1; noise comes from a CPU torch.Generator seeded with it
+        (seed.py; the video noise drawn first, then the audio noise, each only when
+        generated), so a seed gives the same noise on every device and bit-identical
+        results on CPU.
     fps: video frame rate, for the time-aligned audio RoPE.
     callback: called with a StepInfo after every step (progress, previews); raising
         from it stops sampling (interruption) and the exception propagates.
@@ -117,7 +119,7 @@ def sample(
         uncond = dict(text=neg_video.to(device), text_audio=neg_audio.to(device))
 
     # Noise on the CPU from one generator, so the seed means the same on every device.
-    generator = torch.Generator("cpu").manual_seed(int(seed))
+    generator = seeded_generator(seed)
     video = audio = None
     video_noise = None
     if setup.video_role == GENERATE:
