@@ -396,6 +396,38 @@ def test_a_note_names_every_model_file(path, specs):
         assert name in notes, f"{path.name}: the note does not say where {name} goes"
 
 
+# The folder each core loader's file list reads (the frontend knows these for core nodes).
+CORE_FILE_FOLDERS = {"CLIPLoader": {"clip_name": ("text_encoders",)}, "VAELoader": {"vae_name": ("vae",)}}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_loaders_tell_the_missing_models_panel_their_folders(path, specs):
+    """Every model file a loader is set to has a properties.models entry (name, directory,
+    and a download url where the file is public) that ComfyUI's missing-models panel reads;
+    the directory is one the loader's list reads (FILE_FOLDERS for the pack's loaders)."""
+    table, _, _ = specs
+    workflow = json.loads(path.read_text())
+    prompt = to_api_prompt(workflow, table)
+    pack_nodes = sys.modules[harness.PACK_NAME + ".nodes"]
+    folders_of = dict(CORE_FILE_FOLDERS)
+    for node_cls in pack_nodes.NODES:
+        folders_of[node_cls.GET_SCHEMA().node_id] = getattr(node_cls, "FILE_FOLDERS", {})
+    for node in workflow["nodes"]:
+        if node["type"] in UI_ONLY_NODES:
+            continue
+        inputs = prompt[str(node["id"])]["inputs"]
+        files = {name: value for name, value in inputs.items()
+                 if isinstance(value, str) and value.lower().endswith(WEIGHT_SUFFIXES)}
+        entries = {m["name"]: m for m in node["properties"].get("models", [])}
+        where = f"{path.name} node {node['id']} ({node['type']})"
+        assert set(entries) == set(files.values()), where
+        for name, value in files.items():
+            entry = entries[value]
+            assert entry["directory"] in folders_of[node["type"]].get(name, ()), (where, name, entry)
+            if "url" in entry:
+                assert entry["url"].startswith("https://") and entry["url"].endswith("/" + value), (where, entry)
+
+
 def test_cpu_demo_workflow_needs_no_model_files(specs):
     table, _, loaders = specs
     workflow = json.loads((REPO / "workflows" / "jova_cpu_demo.json").read_text())
