@@ -373,6 +373,18 @@ def test_there_are_the_five_workflows():
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_has_a_small_thumbnail(path):
+    """ComfyUI's template browser shows <name>.jpg beside <name>.json."""
+    from PIL import Image
+
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{path.name} has no thumbnail {thumbnail.name}"
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG" and max(image.size) <= 512, (image.format, image.size)
+    assert thumbnail.stat().st_size <= 64 * 1024
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_is_a_valid_graph(path, specs):
     table, _, _ = specs
     workflow = json.loads(path.read_text())
