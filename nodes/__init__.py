@@ -1,6 +1,7 @@
 """The pack's ComfyUI nodes (V3 schema), all in the "JoVA" menu category."""
 
 from .decode import JoVADecode
+from .extend import JoVAExtend
 from .latent import JoVAEmptyLatent
 from .loaders import (
     JoVAAudioCodecLoader,
@@ -23,6 +24,7 @@ NODES = (
     JoVATextEncode,
     JoVAEmptyLatent,
     JoVASampler,
+    JoVAExtend,
     JoVADecode,
     JoVAMux,
     JoVAMouthMaskPreview,
