@@ -258,6 +258,8 @@ def run_growth(node: dict) -> float:
     kind = node["type"]
     if kind == "JoVASampler":
         return PREVIEW_HEIGHT + TEXT_HEIGHT
+    if kind == "JoVAExtend":
+        return PREVIEW_HEIGHT
     if kind == "JoVAEmptyLatent":
         return 2 * TEXT_HEIGHT  # several lines: the rounding and the latent shapes
     if kind == "JoVAMouthMaskPreview":
