@@ -131,3 +131,21 @@ def test_demo_seams_look_like_the_rest_of_the_clip(demo, extended):
     ratios = seam_ratios(video_codec.decode(out.video)[0], audio_codec.decode(out.audio)[0, 0], video_seams,
                          audio_seams, video_codec.temporal_stride, audio_codec.samples_per_latent)
     assert ratios["video_ratio"] <= 2.0 and ratios["flux_ratio"] <= 2.0 and ratios["jump_ratio"] <= 1.0, ratios
+
+
+def test_demo_cli_makes_a_longer_clip_in_one_progress_count(tmp_path, capsys):
+    from jova_core.cli import main
+    from jova_core.demo import generate_demo
+    from jova_core.io.read import read_clip
+
+    out = tmp_path / "long.mp4"
+    assert main(["demo", "--out", str(out), "--seconds", "3.5", "--steps", "2"]) == 0
+    clip = read_clip(str(out))
+    settings = load_demo_settings()
+    assert clip.frames.shape[0] == 81 and abs(clip.waveform.shape[-1] / clip.sample_rate - 81 / settings.fps) < 0.1
+    passes = settings.sampling_steps(2)
+    counts = []
+    generate_demo(steps=2, seconds=3.5, callback=lambda info: counts.append((info.step, info.total)))
+    assert counts == [(i, 2 * passes) for i in range(2 * passes)]  # the first clip and one chunk
+    assert main(["demo", "--out", str(tmp_path / "x.mp4"), "--seconds", "-1"]) == 1
+    assert "error: --seconds must be more than 0" in capsys.readouterr().err
