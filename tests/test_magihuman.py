@@ -333,3 +333,16 @@ def test_a_file_of_another_model_is_refused_in_one_line():
     with pytest.raises(ValueError, match="not a daVinci-MagiHuman DiT") as info:
         build_magihuman(manifest_state_dict("wan2.1_t2v_1.3B_transformer"), "wan.safetensors", device="meta")
     assert "\n" not in str(info.value)
+
+
+def test_detection_by_contents_names_magihuman_files():
+    from jova_core.convert.detect import identify
+
+    keys = list(manifest(NAME)["keys"])
+    for variant in (keys, ["model.diffusion_model." + k for k in keys]):
+        kind = identify(variant)
+        assert kind.name == "magihuman" and not kind.loadable and "load_magihuman" in kind.hint
+    assert identify(list(manifest("stable_audio_open_vae")["keys"])).name == "sao-vae"
+    # Its neighbours keep their names.
+    assert identify(list(manifest("wan2.1_t2v_1.3B_transformer")["keys"])).name == "wan2.1"
+    assert identify(list(manifest("wan2.1_vae")["keys"])).name == "wan-vae"
