@@ -129,7 +129,8 @@ def reference_forward(model: MagiHumanTransformer, video, audio, text, stats: di
         t_a = audio.shape[2]
         for j in range(t_a):
             pos.append((j * ((t_a - 1) // 4) / (t_a - 1) if t_a > 1 else 0.0, 0.0, 0.0))
-        pos += [(0.0, 0.0, 0.0)] * len(txt_tokens)
+        # Text: t = j - L read against a reference of 1: scale 0, except one token at t = -1.
+        pos += [(-1.0 if len(txt_tokens) == 1 else 0.0, 0.0, 0.0)] * len(txt_tokens)
         # Angle of pair (i, i + 3n): axis i // n, band i % n.
         angles = torch.tensor([[p[i // n_bands] * bands[i % n_bands].item() for i in range(3 * n_bands)] for p in pos])
         half = 3 * n_bands
@@ -196,26 +197,26 @@ def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize(
-    "latent_hw, audio_len",
+    "latent_hw, audio_len, text_len",
     [
-        ((6, 8), 9),  # patch grid 3 x 4 (odd and even sides), audio on grid: T = 4 (F - 1) + 1
-        ((4, 10), 7),  # grid 2 x 5, audio off grid (t_j = j / 3)
-        ((2, 2), 1),  # grid 1 x 1, a single audio token
+        ((6, 8), 9, 5),  # patch grid 3 x 4 (odd and even sides), audio on grid: T = 4 (F - 1) + 1
+        ((4, 10), 7, 5),  # grid 2 x 5, audio off grid (t_j = j / 3)
+        ((2, 2), 1, 1),  # grid 1 x 1, a single audio token, a single (rotated) text token
     ],
 )
-def test_tiny_model_matches_restatement_at_fp32(latent_hw, audio_len):
+def test_tiny_model_matches_restatement_at_fp32(latent_hw, audio_len, text_len):
     model = tiny_model(TINY)
     torch.manual_seed(1)
     video = torch.randn(2, TINY.video_latent_channels, 3, *latent_hw)
     audio = torch.randn(2, TINY.audio_in_channels, audio_len)
-    text = torch.randn(2, 5, TINY.text_dim)
+    text = torch.randn(2, text_len, TINY.text_dim)
     with torch.no_grad():
         ours_v, ours_a = model(video, audio, text)
     stats: dict = {}
     ref_v, ref_a = reference_forward(model, video, audio, text, stats)
     assert ours_v.shape == video.shape and ours_a.shape == audio.shape
     err_v, err_a = relative_error(ours_v, ref_v), relative_error(ours_a, ref_a)
-    print(f"MagiHuman tiny parity {latent_hw}, T_a={audio_len}: video {err_v:.2e}, audio {err_a:.2e} (max abs / max |ref|)")
+    print(f"MagiHuman tiny parity {latent_hw}, T_a={audio_len}, L={text_len}: video {err_v:.2e}, audio {err_a:.2e} (max abs / max |ref|)")
     assert err_v <= 1e-4 and err_a <= 1e-4
     assert stats["gelu7_clamped"] > 0 and stats["swiglu7_clamped"] > 0  # the clamps were exercised
 

@@ -257,8 +257,7 @@ class MagiHumanTransformer(nn.Module):
         if text.dim() != 3 or text.shape[0] != batch or text.shape[2] != cfg.text_dim:
             raise ValueError(f"text must be [{batch}, L, {cfg.text_dim}] hidden states; got {list(text.shape)}")
         parts.append(self.adapter.text_embedder(text.float()))
-        # Text reads as one frame against a reference of one: scale 0, never rotated.
-        positions.append(torch.zeros(text.shape[1], 3, dtype=torch.float64, device=text.device))
+        positions.append(rope.magihuman_text_positions(text.shape[1], device=text.device))
 
         n_video = parts[0].shape[1] if video is not None else 0
         n_audio = audio.shape[2] if audio is not None else 0

@@ -146,6 +146,14 @@ def magihuman_audio_positions(length: int, device=None) -> torch.Tensor:
     return magihuman_positions(coords, (length, 1, 1), ((length - 1) // 4 + 1, 1, 1))
 
 
+def magihuman_text_positions(length: int, device=None) -> torch.Tensor:
+    """L text tokens -> [L, 3] positions: coordinates j - L on an axis of L read against a
+    reference of 1, so scale 0 (no rotation) unless L = 1, where the one token sits at t = -1."""
+    coords = torch.zeros(length, 3, dtype=torch.float64, device=device)
+    coords[:, 0] = torch.arange(length, dtype=torch.float64, device=device) - length
+    return magihuman_positions(coords, (length, 1, 1), (1, 1, 1))
+
+
 def magihuman_angles(positions: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
     """positions [S, 3] -> angles [S, 3n] ordered (t bands, h bands, w bands), float64."""
     return (positions.double()[:, :, None] * bands.double().to(positions.device)).flatten(1)
