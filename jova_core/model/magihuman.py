@@ -94,6 +94,17 @@ def swiglu7(u: torch.Tensor) -> torch.Tensor:
     return gelu7(gate) * (linear.clamp(-7.0, 7.0) + 1)
 
 
+def _compute_dtype(weight: torch.Tensor) -> torch.dtype:
+    """The dtype a layer with this weight computes in: its own, bf16 for fp8 storage (the
+    weight is upcast when the layer runs, by layer-wise casting hooks)."""
+    return torch.bfloat16 if weight.dtype in (torch.float8_e4m3fn, torch.float8_e5m2) else weight.dtype
+
+
+def _run(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """An fp32-kept linear (embedders, heads) on x, cast to whatever the layer computes in; fp32 out."""
+    return layer(x.to(_compute_dtype(layer.weight))).float()
+
+
 def _per_modality(x: torch.Tensor, lengths: tuple[int, int, int], apply) -> torch.Tensor:
     """apply(expert, part) on each modality's run of tokens (dim 1) of x, joined again."""
     parts = [apply(e, part) for e, part in enumerate(torch.split(x, lengths, dim=1)) if part.shape[1]]
@@ -116,14 +127,14 @@ class ModalityRMSNorm(nn.Module):
         return _per_modality(normed, lengths, lambda e, part: part * scales[e])
 
 
-class ModalityLinear(nn.Module):
+class ModalityLinear(nn.Linear):
     """Bias-free linear, one weight block per modality stacked along the rows when experts = 3.
-    Runs in the weight's dtype and returns fp32."""
+    Runs in the weight's dtype and returns fp32. An nn.Linear, so that layer-wise casting
+    (fp8 storage, bf16 compute: diffusers' apply_layerwise_casting) treats it as one."""
 
     def __init__(self, in_features: int, out_features: int, experts: int = 1):
-        super().__init__()
+        super().__init__(in_features, experts * out_features, bias=False)
         self.experts = experts
-        self.weight = nn.Parameter(torch.empty(experts * out_features, in_features))
 
     def forward(self, x: torch.Tensor, lengths: tuple[int, int, int]) -> torch.Tensor:
         x = x.to(self.weight.dtype)
@@ -227,8 +238,9 @@ class MagiHumanTransformer(nn.Module):
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """Dtype of the block linears and attention (bf16 for the released weights)."""
-        return self.block.layers[0].attention.linear_qkv.weight.dtype
+        """Dtype of the block linears and attention: their weights' (bf16 for the released
+        files), bf16 for weights stored in fp8."""
+        return _compute_dtype(self.block.layers[0].attention.linear_qkv.weight)
 
     def forward(
         self, video: torch.Tensor | None, audio: torch.Tensor | None, text: torch.Tensor
@@ -247,16 +259,16 @@ class MagiHumanTransformer(nn.Module):
         parts, positions, video_grid = [], [], None
         if video is not None:
             tokens, video_grid = self._patchify_video(video)  # [B, Nv, 192]
-            parts.append(self.adapter.video_embedder(tokens.float()))
+            parts.append(_run(self.adapter.video_embedder, tokens))
             positions.append(rope.magihuman_video_positions(video_grid, device=video.device))
         if audio is not None:
             if audio.dim() != 3 or audio.shape[1] != cfg.audio_in_channels:
                 raise ValueError(f"audio latents must be [B, {cfg.audio_in_channels}, T]; got {list(audio.shape)}")
-            parts.append(self.adapter.audio_embedder(audio.float().transpose(1, 2)))
+            parts.append(_run(self.adapter.audio_embedder, audio.transpose(1, 2)))
             positions.append(rope.magihuman_audio_positions(audio.shape[2], device=audio.device))
         if text.dim() != 3 or text.shape[0] != batch or text.shape[2] != cfg.text_dim:
             raise ValueError(f"text must be [{batch}, L, {cfg.text_dim}] hidden states; got {list(text.shape)}")
-        parts.append(self.adapter.text_embedder(text.float()))
+        parts.append(_run(self.adapter.text_embedder, text))
         positions.append(rope.magihuman_text_positions(text.shape[1], device=text.device))
 
         n_video = parts[0].shape[1] if video is not None else 0
@@ -271,13 +283,11 @@ class MagiHumanTransformer(nn.Module):
 
         video_out = audio_out = None
         if video is not None:
-            head = self.final_linear_video(self.final_norm_video(x[:, :n_video]).to(self.final_linear_video.weight.dtype))
-            video_out = self._unpatchify_video(head.float(), video_grid).to(video.dtype)
+            head = _run(self.final_linear_video, self.final_norm_video(x[:, :n_video]))
+            video_out = self._unpatchify_video(head, video_grid).to(video.dtype)
         if audio is not None:
-            head = self.final_linear_audio(
-                self.final_norm_audio(x[:, n_video : n_video + n_audio]).to(self.final_linear_audio.weight.dtype)
-            )
-            audio_out = head.float().transpose(1, 2).to(audio.dtype)
+            head = _run(self.final_linear_audio, self.final_norm_audio(x[:, n_video : n_video + n_audio]))
+            audio_out = head.transpose(1, 2).to(audio.dtype)
         return video_out, audio_out
 
     def _patchify_video(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
