@@ -17,9 +17,12 @@ import math
 
 import pytest
 import torch
+from diffusers.hooks import apply_layerwise_casting
 from manifests import manifest, manifest_state_dict
+from safetensors.torch import save_file
 
-from jova_core.checkpoint import build_magihuman, load_magihuman
+from jova_core.checkpoint import build_magihuman, load_magihuman, load_transformer
+from jova_core.convert.detect import identify
 from jova_core.convert.magihuman import convert_magihuman, is_magihuman
 from jova_core.model.attention import _repeat_kv, get_attention
 from jova_core.model.magihuman import MagiHumanConfig, MagiHumanTransformer
@@ -291,8 +294,6 @@ def released_state_dict(model: MagiHumanTransformer) -> dict[str, torch.Tensor]:
 
 
 def test_released_layouts_load_sharded_or_merged_and_keep_bf16_block_linears(tmp_path):
-    from safetensors.torch import save_file
-
     state = released_state_dict(tiny_model(TINY))
     keys = sorted(state)
     shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2], "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}
@@ -337,8 +338,6 @@ def test_a_file_of_another_model_is_refused_in_one_line():
 
 
 def test_detection_by_contents_names_magihuman_files():
-    from jova_core.convert.detect import identify
-
     keys = list(manifest(NAME)["keys"])
     for variant in (keys, ["model.diffusion_model." + k for k in keys]):
         kind = identify(variant)
@@ -350,8 +349,6 @@ def test_detection_by_contents_names_magihuman_files():
 
 
 def test_fp8_storage_through_layerwise_casting_computes_in_bf16():
-    from diffusers.hooks import apply_layerwise_casting
-
     fp32 = tiny_model(TINY)
     model = build_magihuman(released_state_dict(fp32), "tiny")
     torch.manual_seed(6)
@@ -366,3 +363,11 @@ def test_fp8_storage_through_layerwise_casting_computes_in_bf16():
     err = max(relative_error(v, ref_v), relative_error(a, ref_a))
     print(f"MagiHuman tiny fp8-stored weights vs fp32 restatement: {err:.2e}")
     assert err < 0.2  # fp8 rounding of every weight, nothing structurally wrong
+
+
+def test_the_jova_loader_names_a_magihuman_file_and_where_it_goes(tmp_path):
+    path = tmp_path / "magihuman_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()}, str(path))
+    with pytest.raises(ValueError, match="daVinci-MagiHuman DiT.*load_magihuman") as info:
+        load_transformer(str(path))
+    assert "\n" not in str(info.value)
