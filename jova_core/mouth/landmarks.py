@@ -97,10 +97,8 @@ def _face_area(points: np.ndarray) -> float:
 
 class _LegacyFaceMesh:
     def __init__(self, max_faces: int, video: bool, min_confidence: float):
-        try:
-            from mediapipe.python.solutions import face_mesh
-        except ImportError as error:  # mediapipe >= 0.10.30 dropped the bundled solutions
-            raise RuntimeError(_NO_LEGACY) from error
+        from mediapipe.python.solutions import face_mesh  # resolve_backend checked that it exists
+
         self._mesh = face_mesh.FaceMesh(
             static_image_mode=not video,  # video mode tracks the face instead of re-detecting it
             max_num_faces=max_faces,
@@ -162,6 +160,7 @@ _NO_LEGACY = (
 
 
 def _has_legacy_face_mesh() -> bool:
+    """Whether this mediapipe still carries its face mesh (>= 0.10.30 dropped it)."""
     try:
         from mediapipe.python.solutions import face_mesh  # noqa: F401
     except ImportError:
