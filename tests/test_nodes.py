@@ -150,6 +150,9 @@ def test_model_loader_reads_native_files_and_names_wrong_ones(env):
     loaded = run_node(env.n.JoVAModelLoader, model_name="tiny.safetensors", weight_dtype="fp32", attention="sdpa",
                       offload="block swap", blocks_on_gpu=1)[0]
     assert loaded.offload == "block swap" and loaded.blocks_on_gpu == 1
+    compiled = run_node(env.n.JoVAModelLoader, model_name="tiny.safetensors", weight_dtype="fp32", attention="sdpa",
+                        offload="whole model", blocks_on_gpu=0, compile_blocks=True)[0].transformer
+    assert all(hasattr(block.forward, "__wrapped__") for block in compiled.blocks)  # compiled on first use
     for key, value in handle.transformer.state_dict().items():
         assert torch.equal(loaded.transformer.state_dict()[key], value), key
 
@@ -488,7 +491,7 @@ def test_demo_graph_reproduces_jova_core_demo(env):
                        cfg_audio=settings.cfg_audio, mode=mode, reference_image=reference, video_codec=video_codec)[0]
     images, audio, fps = run_node(n.JoVADecode, latent=out, audio_codec=audio_codec, video_codec=video_codec,
                                   tiled=False).args
-    clip = demo.generate_demo("ba ma", seed=3, steps=2)
+    clip = demo.generate_demo("ba ma", seed=3, steps=2, batch_guidance=True)  # the sampler node's default
     assert fps == clip.fps and images.shape == clip.frames.shape
     assert torch.allclose(images, clip.frames, atol=1e-5)
     assert torch.allclose(audio["waveform"][0], clip.waveform[..., : audio["waveform"].shape[-1]], atol=1e-5)
