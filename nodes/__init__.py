@@ -9,6 +9,7 @@ from .loaders import (
     JoVATextEncoderLoader,
     JoVAVideoCodecLoader,
 )
+from .lora import JoVALoraLoader
 from .mouth import JoVAMouthMaskPreview
 from .mux import JoVAMux
 from .sampler import JoVASampler
@@ -16,6 +17,7 @@ from .text import JoVATextEncode
 
 NODES = (
     JoVAModelLoader,
+    JoVALoraLoader,
     JoVAAudioCodecLoader,
     JoVAVideoCodecLoader,
     JoVATextEncoderLoader,

@@ -48,7 +48,7 @@ _NOT_TRANSFORMERS = [
      "JoVA has no Stable Audio Open codec yet; its audio codec is MMAudio's VAE (jova_core.load_audio_codec)"),
     ("lora", "a LoRA (adapter weights only)",
      lambda k: _any(k, "lora_A", "lora_B", "lora_down", "lora_up", ".lora.", "lora_unet_"),
-     "load the base transformer here; JoVA does not apply LoRA files"),
+     "load the base transformer here and apply the LoRA with the JoVA LoRA Loader (models/loras)"),
     ("jova-raw", "a JoVA state dict without its config (no 'jova_config' metadata)",
      lambda k: "video.patch_embedding.weight" in k and "blocks.0.video.self_attn.q.weight" in k,
      "re-save it with jova_core.checkpoint.save_transformer so the config travels with it"),
