@@ -1,4 +1,4 @@
-"""Video and audio codecs: real (Wan2.1 VAE; MMAudio VAE + BigVGAN) and weight-free demo ones.
+"""Video and audio codecs: real (Wan2.1 / Wan2.2 VAE; MMAudio VAE + BigVGAN) and weight-free demo ones.
 
     load_video_codec(path, dtype=None, device="cpu") -> VideoCodec
     load_audio_codec(vae_path, vocoder_path, dtype=None, device="cpu") -> AudioCodec
@@ -13,7 +13,8 @@ from .base import AudioCodec, VideoCodec, valid_num_frames, valid_video_size
 
 
 def load_video_codec(path: str, dtype=None, device="cpu") -> VideoCodec:
-    """Wan2.1 VAE from `Wan2.1_VAE.pth` or ComfyUI's `wan_2.1_vae.safetensors`."""
+    """Wan2.1 or Wan2.2 VAE (told apart by contents) from `Wan2.1_VAE.pth` / `Wan2.2_VAE.pth`
+    or ComfyUI's `wan_2.1_vae.safetensors` / `wan2.2_vae.safetensors`."""
     from .wan_vae import load_wan_video_codec
 
     return load_wan_video_codec(path, dtype=dtype, device=device)
