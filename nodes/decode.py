@@ -50,7 +50,7 @@ class JoVADecode(io.ComfyNode):
             if audio_codec is None:
                 raise ValueError("the latent has audio: connect 'audio_codec' (JoVA Audio Codec Loader)")
             with on_device(audio_codec):
-                waveform = audio_codec.decode(clip.audio.to(device)).float().cpu()  # [B, 1, N]
-            waveform = waveform[..., : round(seconds * audio_codec.sample_rate)]
-            audio = {"waveform": waveform, "sample_rate": int(audio_codec.sample_rate)}
+                waveform = audio_codec.decode(clip.audio.to(device)).float().cpu()  # [B, 1 or 2, N]
+            rate = int(audio_codec.decoded_sample_rate)
+            audio = {"waveform": waveform[..., : round(seconds * rate)], "sample_rate": rate}
         return io.NodeOutput(images, audio, fps)
