@@ -31,3 +31,40 @@ def test_stable_audio_codec_stays_stereo_through_decode_and_mux(env):  # noqa: F
     run_node(env.n.JoVAMux, images=images, fps=fps, audio=audio, save_mp4=True, filename_prefix="JoVA/stereo")
     info = _probe(env.base_dir / "output" / "JoVA" / "stereo_00001.mp4")
     assert "Audio: aac" in info and "44100 Hz" in info and "stereo" in info
+
+
+class FakeCoreWan22VAE:
+    """ComfyUI's VAE object for wan2.2_vae.safetensors: 48 channels, 4x temporal, 16x spatial."""
+
+    latent_channels = 48
+
+    def temporal_compression_decode(self):
+        return 4
+
+    def spacial_compression_decode(self):
+        return 16
+
+    def encode(self, frames):
+        t, h, w, _ = frames.shape
+        raw = torch.linspace(-1, 1, 48).view(1, -1, 1, 1, 1)
+        return raw.expand(1, 48, 1 + (t - 1) // 4, h // 16, w // 16).clone()
+
+    def decode(self, z):
+        self.raw = z.clone()
+        b, _, f, h, w = z.shape
+        return torch.full((b, 1 + (f - 1) * 4, h * 16, w * 16, 3), 0.5)
+
+
+def test_core_wan22_vae_gets_magihuman_normalisation(env):  # noqa: F811  (the fixture)
+    vae = FakeCoreWan22VAE()
+    codec = env.n.codecs.CoreVAEVideoCodec(vae)
+    config = env.core("codecs.wan_vae").wan_vae_config(48)
+    mean = torch.tensor(config["latents_mean"]).view(1, -1, 1, 1, 1)
+    std = torch.tensor(config["latents_std"]).view(1, -1, 1, 1, 1)
+    assert codec.geometry == env.core("geometry").WAN22_VAE
+    frames = torch.rand(1, 5, 32, 48, 3)
+    latents = codec.encode(frames)
+    assert latents.shape == (1, 48, 2, 2, 3)
+    assert torch.allclose(latents, (vae.encode(frames[0]) - mean) / std, atol=1e-6)
+    assert codec.decode(latents).shape == (1, 5, 32, 48, 3)
+    assert torch.allclose(vae.raw, vae.encode(frames[0]), atol=1e-5)
