@@ -149,8 +149,9 @@ class JoVAVideoCodecLoader(io.ComfyNode):
             display_name="JoVA Video Codec Loader",
             category=CATEGORY,
             description=(
-                "A pack video codec: the weight-free demo codec, or a Wan2.1 VAE file through diffusers. "
-                "With ComfyUI's own VAELoader (wan_2.1_vae.safetensors) you do not need this node."
+                "A pack video codec: the weight-free demo codec, or a Wan2.1 / Wan2.2 VAE file through diffusers "
+                "(told apart by contents; Wan2.2 is MagiHuman's). With ComfyUI's own VAELoader "
+                "(wan_2.1_vae / wan2.2_vae .safetensors) you do not need this node."
             ),
             inputs=[io.Combo.Input("codec_name", options=[DEMO_CODEC] + list_files(("vae",)))],
             outputs=[JoVAVideoCodec.Output("video_codec")],
