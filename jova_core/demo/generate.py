@@ -46,13 +46,16 @@ def generate_demo(
     joint_only: bool = False,
     seconds: float | None = None,
     overlap: int = 1,
+    batch_guidance: bool = False,
 ) -> DemoClip:
     """One demo clip: text -> joint sampling (then, if the model's settings ask for it,
     an audio-driven video pass) -> demo codecs. callback: see sampling.sample; its
     StepInfo counts the steps of both passes (DemoSettings.sampling_steps). joint_only
     skips the audio-driven pass (for comparisons). seconds: a longer clip, extended chunk
     by chunk from the first (sampling.extend; `overlap` video latent frames held), one
-    callback count over all chunks; None for the model's own length."""
+    callback count over all chunks; None for the model's own length. batch_guidance
+    (sampling.sample's) is off here: batching moves the last float bits, and the demo
+    clip is kept bit-identical to the published one (bench/guidance.py times both)."""
     from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
     from ..latent import JoVALatent
     from ..sampling import check_seed, sample
@@ -87,6 +90,7 @@ def generate_demo(
         video_shape=video_shape,
         steps=steps, sampler=settings.sampler, shift=settings.shift,
         cfg_video=settings.cfg_video, cfg_audio=settings.cfg_audio, seed=seed, fps=settings.fps,
+        batch_guidance=batch_guidance,
     )
 
     def counting_from(done: int):

@@ -107,6 +107,7 @@ def extend(
     context: str = "noised",
     audio_driven_pass: bool = False,
     callback: Callable[[StepInfo], None] | None = None,
+    batch_guidance: bool = True,
 ) -> JoVALatent:
     """`latent` continued to `seconds` in all (a new JoVALatent; `latent` is untouched).
 
@@ -139,7 +140,7 @@ def extend(
     video, audio = latent.video.float(), latent.audio.float()
     common = dict(text=text, text_audio=text_audio, negative_video=negative_video, negative_audio=negative_audio,
                   reference=reference, steps=steps, sampler=sampler, shift=shift, cfg_video=cfg_video,
-                  cfg_audio=cfg_audio, fps=latent.fps, context=context)
+                  cfg_audio=cfg_audio, fps=latent.fps, context=context, batch_guidance=batch_guidance)
     for i, chunk in enumerate(chunks):
         video_context = video[:, :, chunk.video_start : chunk.video_start + chunk.video_held]
         audio_context = audio[..., chunk.audio_start : chunk.audio_start + chunk.audio_held]

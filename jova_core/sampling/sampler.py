@@ -9,8 +9,12 @@ One step, for each modality being generated (see modes.py for which are):
 
 The unconditional pass is one model call carrying both negatives (the video branch reads
 ``text``, the audio branch ``text_audio``); it is skipped when no generated modality
-has a guidance scale other than 1. A modality that is given is fed clean, at t = 0, and
-returned unchanged.
+has a guidance scale other than 1. With `batch_guidance` (the default) the conditional
+and negative passes are one forward over a doubled batch [cond; negative]: the weights
+are read once per step and every matmul is twice as tall, for the same velocities up to
+float rounding. It falls back to two forwards when the prompts' hidden states differ in
+shape or when the doubled batch does not fit in the device's memory. A modality that is
+given is fed clean, at t = 0, and returned unchanged.
 
 Part of a generated modality can be held too: `video_context` / `audio_context` are the
 clean first latent frames of the clip (an earlier clip's end, an audio prefix), and the
@@ -26,17 +30,20 @@ Either way the returned latents begin with the context exactly.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
 from .schedule import add_noise, predicted_x0, sampling_sigmas, timesteps_from_sigma
 from .seed import seeded_generator
 from .solvers import make_solver
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class StepInfo:
@@ -76,6 +83,7 @@ def sample(
     video_context: torch.Tensor | None = None,
     audio_context: torch.Tensor | None = None,
     context: str = "clean",
+    batch_guidance: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Generate video and/or audio latents with a JoVA transformer.
 
@@ -105,6 +113,7 @@ def sample(
     video_context: [B or 1, C, k, H, W] clean latents of the first k video latent frames
         to hold (a generated video only); audio_context: [B or 1, C, (F,) k] the same for
         the first k audio latent frames. context: "clean" or "noised" (module docstring).
+    batch_guidance: one forward over [cond; negative] per step instead of two (see above).
     Returns (video latents, audio latents), float32 on the model's device: None for an
     absent modality, the given latents unchanged for a given one.
     """
@@ -158,6 +167,7 @@ def sample(
     solver = video_solver or audio_solver
     sigmas = solver.sigmas.tolist()  # [steps + 1], as the solver steps them (ends at 0)
     clean = torch.zeros((), device=device)
+    passes = _GuidancePasses(model, cond, uncond, batch_guidance)
 
     for i in range(steps):
         sigma = sigmas[i]
@@ -171,9 +181,10 @@ def sample(
         if audio_context is not None:
             audio, t_audio = hold_context(audio, audio_context, audio_noise, sigma, t, -1, context)
         inputs = dict(video=video, audio=audio, t_video=t_video, t_audio=t_audio, reference=setup.condition, fps=fps)
-        v_video, v_audio = model(**inputs, **cond)
-        if uncond is not None:
-            n_video, n_audio = model(**inputs, **uncond)
+        if uncond is None:
+            v_video, v_audio = model(**inputs, **cond)
+        else:
+            (v_video, v_audio), (n_video, n_audio) = passes(inputs)
             v_video = _guide(v_video, n_video, cfg_video)
             v_audio = _guide(v_audio, n_audio, cfg_audio)
 
@@ -216,6 +227,57 @@ def hold_context(x: torch.Tensor, prefix: torch.Tensor, noise: torch.Tensor, sig
 def _with_prefix(x: torch.Tensor, prefix: torch.Tensor, dim: int) -> torch.Tensor:
     k = prefix.shape[dim]
     return torch.cat([prefix.to(x.dtype), x.narrow(dim, k, x.shape[dim] - k)], dim=dim)
+
+
+class _GuidancePasses:
+    """The conditional and negative forwards of a guided step: one batched forward when
+    the two prompts stack (and memory allows), else two."""
+
+    def __init__(self, model, cond: dict, uncond: dict | None, batched: bool):
+        self.model, self.cond, self.uncond = model, cond, uncond
+        self.texts = self._stacked_texts() if batched and uncond is not None else None
+
+    def _stacked_texts(self) -> dict | None:
+        """{text, text_audio}: (cond, negative) of equal shapes, or None when they cannot be."""
+        config = self.model.config
+        pairs = {}
+        for key in ("text", "text_audio"):
+            cond = self.cond[key] if self.cond[key] is not None else self.cond["text"]  # what the model reads
+            neg = self.uncond[key]
+            if cond.shape[2:] != neg.shape[2:]:
+                return None
+            if cond.shape[1] != neg.shape[1]:
+                # Cross-attention text is zero-padded to text_len by the model anyway, so padding
+                # the shorter prompt to the longer one changes nothing; joint text attends to
+                # every token, so prompts of different lengths there are run separately.
+                length = max(cond.shape[1], neg.shape[1])
+                if getattr(config, "text_attention", None) != "cross" or length > config.text_len:
+                    return None
+                cond, neg = (F.pad(t, (0, 0, 0, length - t.shape[1])) for t in (cond, neg))
+            pairs[key] = (cond, neg)
+        return pairs
+
+    def __call__(self, inputs: dict):
+        """((cond video, cond audio), (negative video, negative audio)) velocities."""
+        if self.texts is not None:
+            try:
+                return self._batched(inputs)
+            except torch.OutOfMemoryError:
+                self.texts = None
+                log.warning("batched guidance does not fit in memory; running the two passes one after the other")
+        return self.model(**inputs, **self.cond), self.model(**inputs, **self.uncond)
+
+    def _batched(self, inputs: dict):
+        latents = inputs["video"] if inputs["video"] is not None else inputs["audio"]
+        batch = latents.shape[0]
+        doubled = dict(inputs)
+        for key in ("video", "audio", "reference"):
+            if inputs[key] is not None:
+                doubled[key] = torch.cat([inputs[key], inputs[key]])
+        for key, (cond, neg) in self.texts.items():
+            doubled[key] = torch.cat([cond.expand(batch, -1, -1), neg.expand(batch, -1, -1)])
+        out = self.model(**doubled)
+        return tuple(None if v is None else v[:batch] for v in out), tuple(None if v is None else v[batch:] for v in out)
 
 
 def _check_settings(steps, cfg_video, cfg_audio, fps) -> None:
