@@ -154,7 +154,8 @@ class JoVATransformer(nn.Module):
                    is held clean at t=0 while the rest is generated. Every token of a
                    frame gets its frame's timestep (the largest in a patch spanning
                    several frames); joint-attention text tokens get the branch's largest.
-                   Per-frame timesteps cost a [B, tokens, 6, dim] modulation per branch.
+                   Each block then gathers its modulation per token: six [B, tokens, dim]
+                   tensors while it runs, where a scalar timestep needs [B, 1, dim].
         text:      [B, L, text_dim] text-encoder hidden states, read by both branches.
         text_audio: optional different text for the audio branch (e.g. its own negative
                    prompt for per-modality guidance); defaults to `text`.
@@ -271,32 +272,37 @@ class JoVATransformer(nn.Module):
         ends: BranchEnds = getattr(self, name)
         t = torch.as_tensor(t, device=tokens.device, dtype=torch.float32)
         text_tokens = ends.text_embedding(text).float()
+        joint = self.config.text_attention == "joint"
+        rows = None
         if t.dim() == 2:
-            head_time, time = self._per_token_time(ends, name, t, batch, frames, patch, frame_of_token,
-                                                   text_tokens.shape[1] if self.config.text_attention == "joint" else 0, dtype)
+            head_time, time, rows = self._per_frame_time(ends, name, t, batch, frames, patch, frame_of_token,
+                                                         text_tokens.shape[1] if joint else 0, dtype)
         else:
             head_time, time = ends.embed_time(t.reshape(-1).expand(batch), self.config.freq_dim, dtype)
-        if self.config.text_attention == "joint":
-            branches.append(BranchState(name, time, head_time, text_tokens.shape[1], None))
+        if joint:
+            branches.append(BranchState(name, time, head_time, text_tokens.shape[1], None, rows))
             states.append(torch.cat([text_tokens, tokens], dim=1))
         else:
-            branches.append(BranchState(name, time, head_time, 0, text_tokens.to(dtype)))
+            branches.append(BranchState(name, time, head_time, 0, text_tokens.to(dtype), rows))
             states.append(tokens)
 
-    def _per_token_time(self, ends, name, t, batch, frames, patch, frame_of_token, n_text, dtype):
-        """Per-frame timesteps [B or 1, frames] -> (head time [B, S, dim], block time
-        [B, n_text + S, 6, dim]) for the branch's S modality tokens after n_text text tokens."""
+    def _per_frame_time(self, ends, name, t, batch, frames, patch, frame_of_token, n_text, dtype):
+        """Per-frame timesteps [B or 1, frames] -> (head time [B, S, dim] per modality token,
+        block time [B, R, 6, dim] per row, each of the n_text + S tokens' row [n_text + S]):
+        a row per patch frame, and one more for the text tokens."""
         if t.shape[0] not in (1, batch) or t.shape[1] != frames:
             raise ValueError(f"t_{name} per latent frame must be [B, {frames}] (one timestep per {name} latent frame), "
                              f"got {list(t.shape)}")
         t = t.expand(batch, -1).unflatten(1, (-1, patch)).amax(-1)  # [B, frames / patch]
         head_time, time = ends.embed_time(t.reshape(-1), self.config.freq_dim, dtype)
         head_time = head_time.unflatten(0, t.shape)[:, frame_of_token]  # [B, S, dim]
-        time = time.unflatten(0, t.shape)[:, frame_of_token]  # [B, S, 6, dim]
+        time = time.unflatten(0, t.shape)  # [B, F', 6, dim]
+        rows = frame_of_token
         if n_text:
             _, text_time = ends.embed_time(t.amax(1), self.config.freq_dim, dtype)  # [B, 6, dim]
-            time = torch.cat([text_time[:, None].expand(-1, n_text, -1, -1), time], dim=1)
-        return head_time, time
+            time = torch.cat([time, text_time[:, None]], dim=1)
+            rows = torch.cat([frame_of_token.new_full((n_text,), t.shape[1]), frame_of_token])
+        return head_time, time, rows
 
     def _audio_positions(self, grid, video_grid, fps, device) -> torch.Tensor:
         cfg = self.config
