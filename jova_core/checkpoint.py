@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 
 from .config import JoVAConfig
 from .convert import convert_javisdit, convert_wan
-from .convert.detect import FileKind, identify
 from .convert.lora import merge_peft_lora, split_peft_wrapping
 from .files import atomic_output, check_writable
+from .identify import FileKind, identify
 from .model.transformer import JoVATransformer
 from .weights import Progress, build_exactly, check_state_dict, peek, read_metadata, read_state_dict, weight_files
 

@@ -118,9 +118,11 @@ class JoVAAudioCodecLoader(io.ComfyNode):
             display_name="JoVA Audio Codec Loader",
             category=CATEGORY,
             description=(
-                "MMAudio VAE + BigVGAN vocoder pair from models/jova_audio or models/vae: v1-16.pth with "
-                "MMAudio's best_netG.pt (16 kHz), or v1-44.pth with NVIDIA's bigvgan_v2_44khz_128band_512x "
-                "(44.1 kHz); the variant is read from the files. 'demo' needs no files."
+                "Audio VAE + vocoder pair from models/jova_audio or models/vae, recognised from the files: "
+                "MMAudio's v1-16.pth with its best_netG.pt (16 kHz) or v1-44.pth with NVIDIA's "
+                "bigvgan_v2_44khz_128band_512x (44.1 kHz); or, for JavisDiT++, AudioLDM2's "
+                "vae/diffusion_pytorch_model.safetensors with its vocoder/model.safetensors (cvssp/audioldm2). "
+                "'demo' needs no files."
             ),
             inputs=[
                 io.Combo.Input("vae_name", options=[DEMO_CODEC] + files),
@@ -134,7 +136,8 @@ class JoVAAudioCodecLoader(io.ComfyNode):
         if vae_name == DEMO_CODEC:
             return io.NodeOutput(DemoAudioCodec())
         if vocoder_name == NO_VOCODER:
-            raise ValueError(f"{vae_name} needs its vocoder: pick the matching BigVGAN file in 'vocoder_name'")
+            raise ValueError(f"{vae_name} needs its vocoder: pick the matching file in 'vocoder_name' "
+                             "(MMAudio's BigVGAN, or AudioLDM2's vocoder/model.safetensors)")
         codec = load_audio_codec(resolve(AUDIO_CODEC_FOLDERS, vae_name), resolve(AUDIO_CODEC_FOLDERS, vocoder_name),
                                  device=comfy.model_management.unet_offload_device())
         return io.NodeOutput(codec)

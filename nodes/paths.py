@@ -1,7 +1,7 @@
 """Where the pack looks for model files, on top of ComfyUI's standard folders.
 
-Transformers: models/jova, then models/diffusion_models. Audio codecs (MMAudio VAE and
-vocoder): models/jova_audio, then models/vae.
+Transformers: models/jova, then models/diffusion_models. Audio codecs (MMAudio VAE +
+BigVGAN, AudioLDM2 VAE + vocoder): models/jova_audio, then models/vae.
 """
 
 from __future__ import annotations

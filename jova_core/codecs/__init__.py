@@ -3,12 +3,16 @@
     load_video_codec(path, dtype=None, device="cpu") -> VideoCodec
     load_audio_codec(vae_path, vocoder_path, dtype=None, device="cpu") -> AudioCodec
 
-Both choose the variant from the files' contents. Heavy modules (diffusers) are imported
+Both choose the variant from the files' contents (jova_core.identify). Heavy modules (diffusers) are imported
 only when a real codec is loaded.
 """
 
 from __future__ import annotations
 
+import os
+
+from ..identify import identify
+from ..weights import peek
 from .base import AudioCodec, VideoCodec, valid_num_frames, valid_video_size
 
 
@@ -19,9 +23,37 @@ def load_video_codec(path: str, dtype=None, device="cpu") -> VideoCodec:
     return load_wan_video_codec(path, dtype=dtype, device=device)
 
 
+# The weight file of each cvssp/audioldm2 subfolder (vocoder/ also holds a pickle duplicate).
+AUDIOLDM2_FILES = {"vae": "diffusion_pytorch_model.safetensors", "vocoder": "model.safetensors"}
+
+
+def _in_release_folder(path: str, role: str) -> str:
+    """The safetensors file of an AudioLDM2 `vae/` or `vocoder/` folder, never the pickle
+    beside it; any other path unchanged."""
+    inside = os.path.join(path, AUDIOLDM2_FILES[role])
+    return inside if os.path.isdir(path) and os.path.isfile(inside) else path
+
+
 def load_audio_codec(vae_path: str, vocoder_path: str, dtype=None, device="cpu") -> AudioCodec:
-    """MMAudio VAE (`v1-16.pth` / `v1-44.pth`) with its BigVGAN vocoder
-    (MMAudio's 16 kHz `best_netG.pt` / NVIDIA's v2 44 kHz `bigvgan_generator.pt`)."""
+    """The audio codec a VAE + vocoder pair makes, recognised from the files' contents:
+    MMAudio VAE (`v1-16.pth` / `v1-44.pth`) with its BigVGAN vocoder (MMAudio's 16 kHz
+    `best_netG.pt` / NVIDIA's v2 44 kHz `bigvgan_generator.pt`), or AudioLDM2's VAE with
+    its HiFi-GAN vocoder (cvssp/audioldm2 `vae/` and `vocoder/`: the folders or their
+    safetensors files; JavisDiT++'s codec). Any other pair is refused naming each file."""
+    pair = {"mmaudio-vae": "bigvgan", "audioldm2-vae": "audioldm2-vocoder"}
+    vae_path, vocoder_path = _in_release_folder(vae_path, "vae"), _in_release_folder(vocoder_path, "vocoder")
+    vae_kind = identify(*peek(vae_path, what="an audio VAE"))
+    vocoder_kind = identify(*peek(vocoder_path, what="a vocoder"))
+    if pair.get(vae_kind.name) != vocoder_kind.name:
+        raise ValueError(
+            f"these files do not make an audio codec: {vae_path} is {vae_kind.description} and {vocoder_path} is "
+            f"{vocoder_kind.description}. Pair MMAudio's VAE (v1-16.pth / v1-44.pth) with its BigVGAN, or AudioLDM2's "
+            "vae/diffusion_pytorch_model.safetensors with its vocoder/model.safetensors"
+        )
+    if vae_kind.name == "audioldm2-vae":
+        from .audioldm2 import load_audioldm2_codec
+
+        return load_audioldm2_codec(vae_path, vocoder_path, dtype=dtype, device=device)
     from .mmaudio import load_mmaudio_codec
 
     return load_mmaudio_codec(vae_path, vocoder_path, dtype=dtype, device=device)

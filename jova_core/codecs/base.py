@@ -1,8 +1,9 @@
 """The two codec interfaces every node, sampler and trainer codes against.
 
-Real codecs (Wan2.1 VAE, MMAudio VAE + BigVGAN) and the weight-free demo codecs share
-them, and share their latent geometry: video latents [B, 16, 1 + (T-1)/4, H/8, W/8],
-audio latents [B, C, T_lat] at `latent_rate` Hz.
+Real codecs (Wan2.1 VAE; MMAudio VAE + BigVGAN; AudioLDM2 VAE + HiFi-GAN) and the
+weight-free demo codecs share them: video latents [B, 16, 1 + (T-1)/4, H/8, W/8]; audio
+latents [B, C, T_lat] (MMAudio, demo) or [B, C, F, T_lat] (AudioLDM2: F latent mel bins),
+time last, at `latent_rate` Hz.
 """
 
 from __future__ import annotations
@@ -88,12 +89,15 @@ class VideoCodec(ABC):
 
 
 class AudioCodec(ABC):
-    """waveform [B, C, N] (or [C, N]) at any rate  <->  latents [B, latent_channels, T_lat];
+    """waveform [B, C, N] (or [C, N]) at any rate  <->  latents [B, latent_channels, T_lat]
+    or, for codecs with `latent_bins`, [B, latent_channels, latent_bins, T_lat];
     decode gives mono [B, 1, N] at `sample_rate`."""
 
     sample_rate: int
     latent_rate: float
     latent_channels: int
+    # Frequency bins of 2-D latents [B, C, F, T]; None for 1-D latents [B, C, T].
+    latent_bins: int | None = None
 
     @abstractmethod
     def encode(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor: ...
@@ -131,11 +135,20 @@ class AudioCodec(ABC):
             )
         return mono.clamp(-1.0, 1.0)
 
+    def latent_shape(self, latent_frames: int) -> tuple[int, ...]:
+        """One clip's latent shape: (C, T) or (C, F, T)."""
+        bins = () if self.latent_bins is None else (self.latent_bins,)
+        return (self.latent_channels, *bins, latent_frames)
+
     def check_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        if latents.ndim == 2:
+        """[B, *latent_shape(T)] (a missing batch axis is added) or a ValueError."""
+        expected = self.latent_shape(latents.shape[-1])
+        if latents.ndim == len(expected):
             latents = latents[None]
-        if latents.ndim != 3 or latents.shape[1] != self.latent_channels:
+        if tuple(latents.shape[1:]) != expected:
+            layout = "C,T" if self.latent_bins is None else "C,F,T"
             raise ValueError(
-                f"expected audio latents [B,{self.latent_channels},T], got shape {list(latents.shape)}"
+                f"expected audio latents [B,{layout}] = [B,{','.join(map(str, expected[:-1]))},T], "
+                f"got shape {list(latents.shape)}"
             )
         return latents

@@ -37,21 +37,17 @@ from __future__ import annotations
 import torch
 
 from ..config import JoVAConfig
+from ..identify import JAVISDIT_MARKER, is_javisdit
 from .source import SourceStateDict, strip_wrapper_prefix
 from .wan import BRANCH_MODULES, wan_config
 
-MARKER = "audio_patch_embedding.weight"
-
-
-def is_javisdit(state_dict: dict[str, torch.Tensor]) -> bool:
-    keys = strip_wrapper_prefix(state_dict, MARKER)
-    return MARKER in keys and "blocks.0.audio_ffn.0.weight" in keys
+MARKER = JAVISDIT_MARKER
 
 
 def convert_javisdit(state_dict: dict[str, torch.Tensor]) -> tuple[JoVAConfig, dict[str, torch.Tensor]]:
     """JavisDiT++ v1.0 transformer -> (JoVA config, JoVA state dict)."""
     state_dict = strip_wrapper_prefix(state_dict, MARKER)
-    if not is_javisdit(state_dict):
+    if not is_javisdit(state_dict.keys()):
         raise ValueError("not a JavisDiT++ transformer: expected audio_patch_embedding and blocks.N.audio_ffn keys")
     source = SourceStateDict(state_dict, "JavisDiT++ transformer")
     dim, audio_channels, patch_t, patch_m = source.shape(MARKER)
