@@ -12,7 +12,7 @@ import torch
 from comfy_api.latest import io
 from diffusers.hooks import apply_layerwise_casting
 
-from ..jova_core.checkpoint import load_transformer
+from ..jova_core.checkpoint import generation_defaults, load_transformer
 from ..jova_core.codecs import load_audio_codec, load_video_codec
 from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
 from ..jova_core.demo import load_demo_model, load_demo_settings, reference_frame
@@ -100,13 +100,15 @@ class JoVAModelLoader(io.ComfyNode):
             source = "the built-in CPU demo model"
             transformer = load_demo_model().to(offload_device, load_dtype)
             transformer.set_attention(attention)
+            defaults = None
         else:
             source = resolve(MODEL_FOLDERS, model_name)
             transformer = load_transformer(source, dtype=load_dtype, device=offload_device, attention=attention,
                                            progress=interruptible_progress())
+            defaults = generation_defaults(source)
         if dtype in FP8:
             store_in_fp8(transformer, dtype)
-        return io.NodeOutput(JoVAModelHandle(transformer, source, offload, blocks_on_gpu))
+        return io.NodeOutput(JoVAModelHandle(transformer, source, offload, blocks_on_gpu, defaults))
 
 
 class JoVAAudioCodecLoader(io.ComfyNode):

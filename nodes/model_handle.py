@@ -31,6 +31,8 @@ class JoVAModelHandle:
     source: str  # the file it came from, or a description of the built-in demo
     offload: str = "whole model"
     blocks_on_gpu: int = 0
+    # The generation defaults the model's file carries (jova_core.defaults), or None.
+    defaults: object = None
     patcher: object = field(init=False, repr=False)
 
     def __post_init__(self):

@@ -39,7 +39,7 @@ def fit_frames(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def audio_to_latents(codec, audio: dict, latent_frames: int, seconds: float) -> tuple[torch.Tensor, str]:
-    """AUDIO -> latents [B, C, latent_frames] for a clip of `seconds`: longer audio is cut,
+    """AUDIO -> latents [B, C, (F,) latent_frames] for a clip of `seconds`: longer audio is cut,
     shorter audio is padded with silence (before encoding, so the padding is real silence)."""
     waveform, rate = audio["waveform"].float(), int(audio["sample_rate"])
     have = waveform.shape[-1] / rate
@@ -138,7 +138,7 @@ class JoVASampler(io.ComfyNode):
                 )
             with on_device(audio_codec):
                 audio_latents, note = audio_to_latents(audio_codec, audio, audio_shape[-1], frames / fps)
-            audio_latents = audio_latents[:1].expand(audio_shape[0], -1, -1)  # one driving track for the batch
+            audio_latents = audio_latents[:1].expand(audio_shape[0], *audio_shape[1:])  # one driving track for the batch
             notes += [note] if note else []
 
         bar = comfy.utils.ProgressBar(steps)

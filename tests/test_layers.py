@@ -10,7 +10,7 @@ from pathlib import Path
 JOVA_CORE = Path(__file__).resolve().parents[1] / "jova_core"
 
 # Building blocks: file formats, configuration, latent geometry, codecs, text encoders, the model.
-LOWER = {"files", "weights", "identify", "config", "geometry", "latent", "codecs", "text", "model"}
+LOWER = {"files", "weights", "identify", "config", "defaults", "geometry", "latent", "codecs", "text", "model"}
 # What is built from them: sampling, mouth tools, lip-sync evaluation, training, the demo, the CLI.
 UPPER = {"sampling", "mouth", "lipsync", "train", "demo", "cli"}
 COMFY_MODULES = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "server"}
