@@ -102,7 +102,7 @@ def check_mp4(path, seconds):
     info = probe_media(str(path))
     (video,), (audio,) = info.of_kind("video"), info.of_kind("audio")
     assert (video.width, video.height, video.fps) == (WIDTH, HEIGHT, JAVISDIT_DEFAULTS.fps)
-    assert audio.codec == "aac" and audio.sample_rate == 16_000
+    assert video.codec == "h264" and audio.codec == "aac" and audio.sample_rate == 16_000
     waveform, rate = read_audio(str(path))
     # AAC works in frames of 1024 samples: the decoded track is the clip's length to within one.
     assert abs(waveform.shape[-1] - round(seconds * rate)) <= 1024

@@ -71,6 +71,7 @@ CORE_NODES: dict[str, NodeSpec] = {
         ],
         ["CLIP"],
     ),
+    "CLIPTextEncode": NodeSpec([InputSpec("text", "STRING", widget=True), InputSpec("clip", "CLIP")], ["CONDITIONING"]),
     "VAELoader": NodeSpec([_combo("vae_name", FILES)], ["VAE"]),
     "LoadImage": NodeSpec([_combo("image", FILES, extra_values=1)], ["IMAGE", "MASK"]),
     "LoadAudio": NodeSpec([_combo("audio", FILES, extra_values=2)], ["AUDIO"]),
@@ -335,3 +336,29 @@ def test_cpu_demo_workflow_uses_the_demo_models_own_settings(specs):
     positive = next(t for t in by_type["JoVATextEncode"] if t["transcript"])
     assert core("text").format_prompt(positive["video_caption"], positive["audio_caption"], positive["transcript"]) == \
         core("demo").demo_prompt(positive["transcript"], settings)
+
+
+def test_javisdit_workflow_takes_the_models_own_settings(specs):
+    """The JavisDiT++ graph feeds JoVA Model Defaults' values into Empty Latent, Sampler and
+    the negative prompt, samples t2va with Euler, and decodes with AudioLDM2's files; its
+    stored widget values are those defaults too (what a user sees before running)."""
+    table, _, _ = specs
+    defaults = sys.modules[f"{harness.PACK_NAME}.jova_core.convert.javisdit"].JAVISDIT_DEFAULTS
+    workflow = json.loads((REPO / "workflows" / "jova_javisdit_t2av.json").read_text())
+    prompt = to_api_prompt(workflow, table)
+    by_type = {e["class_type"]: (node_id, e["inputs"]) for node_id, e in prompt.items() if e["class_type"] != "CLIPTextEncode"}
+    defaults_id = by_type["JoVAModelDefaults"][0]
+    latent, sampler = by_type["JoVAEmptyLatent"][1], by_type["JoVASampler"][1]
+    outputs = [o.id for o in sys.modules[f"{harness.PACK_NAME}.nodes"].JoVAModelDefaults.GET_SCHEMA().outputs]
+    for inputs, names in ((latent, ("width", "height", "seconds", "fps")), (sampler, ("steps", "shift", "cfg_video", "cfg_audio"))):
+        for name in names:
+            assert inputs[name] == [defaults_id, outputs.index(name)], name
+    negative = prompt[sampler["negative"][0]]["inputs"]
+    assert negative["text"] == [defaults_id, outputs.index("negative_prompt")]
+    assert (sampler["sampler"], sampler["mode"]) == (defaults.sampler, "t2va")
+    nodes = {n["type"]: n for n in workflow["nodes"] if n["type"] != "CLIPTextEncode"}
+    assert nodes["JoVAEmptyLatent"]["widgets_values"][:4] == [defaults.width, defaults.height, defaults.seconds, defaults.fps]
+    assert nodes["JoVASampler"]["widgets_values"][2:7] == [defaults.steps, defaults.sampler, round(defaults.default_shift, 3),
+                                                          defaults.cfg_video, defaults.cfg_audio]
+    assert by_type["JoVAAudioCodecLoader"][1] == {"vae_name": "audioldm2/vae/diffusion_pytorch_model.safetensors",
+                                                  "vocoder_name": "audioldm2/vocoder/model.safetensors"}
