@@ -10,6 +10,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+from .geometry import AudioLatentGeometry, ModelGeometry, VideoLatentGeometry
+
 
 @dataclass
 class JoVAConfig:
@@ -35,6 +37,7 @@ class JoVAConfig:
     rope_theta: float = 10000.0
 
     # Video branch: Wan2.1 VAE latents [B, 16, T, H, W], patchified by (t, h, w).
+    # (The latent geometry these fields make: ``geometry`` below, jova_core.geometry.)
     video_in_channels: int = 16
     video_out_channels: int = 16
     video_patch_size: tuple[int, int, int] = (1, 2, 2)
@@ -46,14 +49,18 @@ class JoVAConfig:
     # every frame, as Stable Video Diffusion conditions; the mask still marks frame 0 as
     # the given one). "every" lets a small model keep the picture from the first steps.
     reference_frames: str = "first"
-    # Video latent frames per pixel frame group (Wan VAE's temporal stride).
+    # Pixel frames per video latent frame (Wan VAE's temporal stride) and pixels per
+    # latent cell side (Wan2.1: 8; Wan2.2: 16).
     video_temporal_stride: int = 4
+    video_spatial_stride: int = 8
 
     # Audio branch: latents [B, C, F, T] (F frequency bins, 1 for MMAudio's 1D latents),
     # patchified by (f, t).
     audio_in_channels: int = 20
     audio_out_channels: int = 20
     audio_patch_size: tuple[int, int] = (1, 1)
+    # F of 2-D audio latents [B, C, F, T] (AudioLDM2: 16 latent mel bins); 1 for [B, C, T].
+    audio_frequency_bins: int = 1
     # Audio latent frames per second (MMAudio 16k: 31.25); used by the aligned RoPE.
     audio_latent_rate: float = 31.25
     # "aligned": audio temporal positions in units of video latent frames (see model/rope.py).
@@ -90,6 +97,18 @@ class JoVAConfig:
     @property
     def num_layers(self) -> int:
         return self.dual_stream_layers + self.single_stream_layers
+
+    @property
+    def geometry(self) -> ModelGeometry:
+        """The latents this model takes (channels, strides, audio latent rate, patches)."""
+        return ModelGeometry(
+            video=VideoLatentGeometry(self.video_in_channels, self.video_temporal_stride, self.video_spatial_stride,
+                                      name=f"{self.preset} model"),
+            audio=AudioLatentGeometry(self.audio_in_channels, self.audio_latent_rate, self.audio_frequency_bins,
+                                      name=f"{self.preset} model"),
+            video_patch=self.video_patch_size,
+            audio_patch=self.audio_patch_size,
+        )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

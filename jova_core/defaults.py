@@ -4,7 +4,8 @@ A converted JavisDiT++ file stores them in its safetensors metadata ("jova_defau
 see jova_core.checkpoint), so JoVA Empty Latent / JoVA Sampler (through JoVA Model
 Defaults) and the library reproduce what JavisDiT++'s inference script does at those
 settings: the clip size, the audio length rule, the steps, the size-dependent shift, the
-guidance and the negative prompt. The values themselves live with the converter that
+guidance and the negative prompt. (The latent geometry is the model config's, see
+jova_core.geometry.) The values themselves live with the converter that
 knows the model (jova_core.convert.javisdit.JAVISDIT_DEFAULTS).
 """
 
@@ -45,8 +46,6 @@ class GenerationDefaults:
     cfg_audio: float
     negative_prompt: str
     audio_length: str
-    # Frequency bins of 2-D audio latents [B, C, F, T] (AudioLDM2: 16); 0 for 1-D latents.
-    audio_latent_bins: int = 0
     source: str = ""  # where the values come from
 
     def __post_init__(self) -> None:

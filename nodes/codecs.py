@@ -13,6 +13,7 @@ import comfy.model_management
 import torch
 
 from ..jova_core.codecs.base import VideoCodec
+from ..jova_core.geometry import VIDEO_GEOMETRIES, WAN21_VAE, VideoLatentGeometry
 
 # Spatial tile for tiled decoding, in pixels (ComfyUI's VAEDecodeTiled defaults).
 TILE_PIXELS, TILE_OVERLAP_PIXELS = 512, 64
@@ -25,10 +26,13 @@ class CoreVAEVideoCodec(VideoCodec):
         channels = getattr(vae, "latent_channels", None)
         temporal = vae.temporal_compression_decode() if hasattr(vae, "temporal_compression_decode") else None
         spatial = vae.spacial_compression_decode() if hasattr(vae, "spacial_compression_decode") else None
-        if (channels, temporal, spatial) != (16, 4, 8):
+        found = VideoLatentGeometry(channels, temporal, spatial)
+        if found != WAN21_VAE:
+            known = next((f" (the {g.name}'s)" for g in VIDEO_GEOMETRIES if g == found), "")
             raise ValueError(
                 f"this VAE has {channels} latent channels, {temporal}x temporal and {spatial}x spatial "
-                "compression; JoVA needs the Wan2.1 VAE (16 channels, 4x, 8x): load "
+                f"compression{known}; JoVA needs the Wan2.1 VAE ({WAN21_VAE.channels} channels, "
+                f"{WAN21_VAE.temporal_stride}x, {WAN21_VAE.spatial_stride}x): load "
                 "wan_2.1_vae.safetensors with the core VAELoader (the Wan2.2 VAE will not work)"
             )
         self.vae = vae

@@ -6,6 +6,7 @@ import comfy.model_management
 import torch
 from comfy_api.latest import io
 
+from ..jova_core.latent import JoVALatent
 from .codecs import on_device, pick_video_codec
 from .types import CATEGORY, JoVAAudioCodec, JoVAVideoCodec
 
@@ -33,25 +34,23 @@ class JoVADecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, latent: dict, tiled: bool = False, audio_codec=None, vae=None, video_codec=None) -> io.NodeOutput:
-        if "jova_audio" not in latent:
-            raise ValueError("'latent' is not a JoVA latent: connect the JoVA Sampler's output")
-        fps, frames = float(latent["jova_fps"]), int(latent["jova_frames"])
+        clip = JoVALatent.from_dict(latent, "connect the JoVA Sampler's output")
+        fps, frames = clip.fps, clip.frames
         device = comfy.model_management.get_torch_device()
-        video = latent["samples"]
-        if latent.get("jova_video_absent"):
-            images = torch.zeros(frames, int(latent["jova_height"]), int(latent["jova_width"]), 3)
+        if clip.video_absent:
+            images = torch.zeros(frames, clip.height, clip.width, 3)
         else:
             with on_device(pick_video_codec(vae, video_codec)) as codec:
-                clips = codec.decode(video.to(device), tiled=tiled).float().cpu()  # [B, T, H, W, 3]
+                clips = codec.decode(clip.video.to(device), tiled=tiled).float().cpu()  # [B, T, H, W, 3]
             images = clips[:, :frames].reshape(-1, *clips.shape[2:]).clamp(0, 1)
-        seconds = frames / fps
-        if latent.get("jova_audio_absent"):
+        seconds = clip.seconds
+        if clip.audio_absent:
             audio = {"waveform": torch.zeros(1, 1, round(seconds * SILENT_RATE)), "sample_rate": SILENT_RATE}
         else:
             if audio_codec is None:
                 raise ValueError("the latent has audio: connect 'audio_codec' (JoVA Audio Codec Loader)")
             with on_device(audio_codec):
-                waveform = audio_codec.decode(latent["jova_audio"].to(device)).float().cpu()  # [B, 1, N]
+                waveform = audio_codec.decode(clip.audio.to(device)).float().cpu()  # [B, 1, N]
             waveform = waveform[..., : round(seconds * audio_codec.sample_rate)]
             audio = {"waveform": waveform, "sample_rate": int(audio_codec.sample_rate)}
         return io.NodeOutput(images, audio, fps)

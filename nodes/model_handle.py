@@ -18,11 +18,9 @@ import comfy.model_management
 import comfy.model_patcher
 import torch
 
+from ..jova_core.offload import BlockSwap, module_bytes
+
 OFFLOAD_POLICIES = ("whole model", "block swap")
-
-
-def module_bytes(module: torch.nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
 
 
 @dataclass
@@ -63,47 +61,3 @@ class JoVAModelHandle:
         finally:
             swap.detach()
             comfy.model_management.soft_empty_cache()
-
-
-class BlockSwap:
-    """Keeps everything but blocks[N:] on `device`; those visit it one at a time."""
-
-    def __init__(self, transformer: torch.nn.Module, blocks_on_gpu: int, device, offload_device):
-        self.transformer = transformer
-        self.blocks = list(transformer.blocks)
-        self.keep = max(0, min(int(blocks_on_gpu), len(self.blocks)))
-        self.device, self.offload_device = torch.device(device), torch.device(offload_device)
-        self._hooks = []
-
-    def resident_bytes(self) -> int:
-        swapped = sum(module_bytes(b) for b in self.blocks[self.keep:])
-        # One swapped block is on the GPU at a time besides the resident part.
-        largest = max((module_bytes(b) for b in self.blocks[self.keep:]), default=0)
-        return module_bytes(self.transformer) - swapped + largest
-
-    def attach(self) -> None:
-        swapped = self.blocks[self.keep:]
-        for block in swapped:
-            block.to(self.offload_device)
-        for name, child in self.transformer.named_children():
-            if name != "blocks":
-                child.to(self.device)
-        for block in self.blocks[: self.keep]:
-            block.to(self.device)
-        for p in self.transformer.parameters(recurse=False):
-            p.data = p.data.to(self.device)
-        for block in swapped:
-            self._hooks.append(block.register_forward_pre_hook(self._bring_in))
-            self._hooks.append(block.register_forward_hook(self._send_out))
-
-    def detach(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks.clear()
-        self.transformer.to(self.offload_device)
-
-    def _bring_in(self, module, args):
-        module.to(self.device, non_blocking=True)
-
-    def _send_out(self, module, args, output):
-        module.to(self.offload_device)

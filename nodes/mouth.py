@@ -12,11 +12,11 @@ import comfy.utils
 import torch
 from comfy_api.latest import io, ui
 
-from ..jova_core.codecs.base import VideoCodec
+from ..jova_core.geometry import WAN21_VAE
 from .types import CATEGORY
 
 # The latent grid the mouth-area loss works on: Wan2.1's (and the demo codec's).
-VAE_TEMPORAL_STRIDE, VAE_SPATIAL_STRIDE = VideoCodec.temporal_stride, VideoCodec.spatial_stride
+GRID = WAN21_VAE
 
 DEFAULT_FPS = 25.0
 
@@ -24,10 +24,10 @@ DEFAULT_FPS = 25.0
 def latent_mask_on_pixels(latent: torch.Tensor, frames: int) -> torch.Tensor:
     """[T_lat, h, w] -> [frames, h*8, w*8]: pixel frame 0 <- latent frame 0, frame t <- latent
     frame ceil(t / 4); frames past the last full group are not encoded, so get no weight."""
-    index = (torch.arange(frames) + VAE_TEMPORAL_STRIDE - 1) // VAE_TEMPORAL_STRIDE
+    index = GRID.latent_frame_of(torch.arange(frames))
     encoded = index < latent.shape[0]
     up = latent[index.clamp(max=latent.shape[0] - 1)] * encoded[:, None, None]
-    return up.repeat_interleave(VAE_SPATIAL_STRIDE, 1).repeat_interleave(VAE_SPATIAL_STRIDE, 2)
+    return up.repeat_interleave(GRID.spatial_stride, 1).repeat_interleave(GRID.spatial_stride, 2)
 
 
 class JoVAMouthMaskPreview(io.ComfyNode):
@@ -64,9 +64,9 @@ class JoVAMouthMaskPreview(io.ComfyNode):
             images, fps = components.images, float(components.frame_rate)
         frames = images[..., :3].float().cpu()
         height, width = frames.shape[1:3]
-        if height % VAE_SPATIAL_STRIDE or width % VAE_SPATIAL_STRIDE:
+        if height % GRID.spatial_stride or width % GRID.spatial_stride:
             raise ValueError(
-                f"frames are {width}x{height}; the latent grid needs multiples of {VAE_SPATIAL_STRIDE} "
+                f"frames are {width}x{height}; the latent grid needs multiples of {GRID.spatial_stride} "
                 "(resize or crop them as they would be for encoding)"
             )
         try:

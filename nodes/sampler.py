@@ -5,10 +5,11 @@ from __future__ import annotations
 import comfy.model_management
 import comfy.utils
 import torch
-import torch.nn.functional as F
 from comfy_api.latest import io, ui
 from PIL import Image
 
+from ..jova_core.fit import audio_to_latents, fit_frames
+from ..jova_core.latent import JoVALatent
 from ..jova_core.sampling import MODES, SOLVERS, sample
 from ..jova_core.sampling.modes import ABSENT, GENERATE, GIVEN
 from .codecs import on_device, pick_video_codec
@@ -24,33 +25,6 @@ def conditioning_tensor(conditioning, name: str) -> torch.Tensor:
     if len(conditioning) != 1:
         raise ValueError(f"'{name}' holds {len(conditioning)} prompts; JoVA takes one (do not combine conditionings)")
     return conditioning[0][0]
-
-
-def fit_frames(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """IMAGE [T, H, W, 3] -> [T, height, width, 3]: centre crop to the aspect ratio, then resize."""
-    _, h, w, _ = images.shape
-    scale = max(height / h, width / w)
-    crop_h, crop_w = min(h, round(height / scale)), min(w, round(width / scale))
-    top, left = (h - crop_h) // 2, (w - crop_w) // 2
-    x = images[:, top:top + crop_h, left:left + crop_w, :3].permute(0, 3, 1, 2).float()
-    if (crop_h, crop_w) != (height, width):
-        x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp(0, 1).permute(0, 2, 3, 1)
-
-
-def audio_to_latents(codec, audio: dict, latent_frames: int, seconds: float) -> tuple[torch.Tensor, str]:
-    """AUDIO -> latents [B, C, (F,) latent_frames] for a clip of `seconds`: longer audio is cut,
-    shorter audio is padded with silence (before encoding, so the padding is real silence)."""
-    waveform, rate = audio["waveform"].float(), int(audio["sample_rate"])
-    have = waveform.shape[-1] / rate
-    # One latent frame of headroom so the encoder's rounding never comes up short.
-    need = round((seconds + 1.0 / codec.latent_rate) * rate)
-    waveform = F.pad(waveform, (0, max(0, need - waveform.shape[-1])))[..., :need]
-    latents = codec.encode(waveform, rate)[..., :latent_frames]
-    note = "" if abs(have - seconds) < 0.5 / codec.latent_rate else (
-        f"driving audio is {have:.2f} s, the clip {seconds:.2f} s: "
-        + ("cut to the clip" if have > seconds else "padded with silence"))
-    return latents.cpu(), note
 
 
 def latent_preview(video_x0: torch.Tensor) -> tuple[str, Image.Image, int]:
@@ -107,12 +81,9 @@ class JoVASampler(io.ComfyNode):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         roles = MODES[mode]
-        if "jova_audio" not in latent:
-            raise ValueError("'latent' is not a JoVA latent: make it with JoVA Empty Latent")
-        video_shape = tuple(latent["samples"].shape)
-        audio_shape = tuple(latent["jova_audio"].shape)
-        fps, frames = float(latent["jova_fps"]), int(latent["jova_frames"])
-        height, width = int(latent["jova_height"]), int(latent["jova_width"])
+        clip = JoVALatent.from_dict(latent)
+        video_shape, audio_shape = tuple(clip.video.shape), tuple(clip.audio.shape)
+        fps, frames, height, width = clip.fps, clip.frames, clip.height, clip.width
         notes = []
 
         reference = video_latents = audio_latents = None
@@ -122,14 +93,14 @@ class JoVASampler(io.ComfyNode):
         if roles.video == GIVEN:
             if video is None:
                 raise ValueError(f"mode {mode!r} adds sound to a video: connect its frames to 'video'")
-            clip = fit_frames(video[:frames], height, width)
-            if clip.shape[0] < frames:
-                raise ValueError(f"'video' has {clip.shape[0]} frames, the latent expects {frames}; shorten the clip in JoVA Empty Latent")
+            given = fit_frames(video[:frames], height, width)
+            if given.shape[0] < frames:
+                raise ValueError(f"'video' has {given.shape[0]} frames, the latent expects {frames}; shorten the clip in JoVA Empty Latent")
             with on_device(pick_video_codec(vae, video_codec, "the input video")) as codec:
-                video_latents = codec.encode(clip[None]).cpu().expand(video_shape[0], -1, -1, -1, -1)
-        if roles.audio == GIVEN and audio is None and latent.get("jova_audio_sampled"):
+                video_latents = codec.encode(given[None]).cpu().expand(video_shape[0], -1, -1, -1, -1)
+        if roles.audio == GIVEN and audio is None and clip.audio_sampled:
             # A second pass: keep the sound an earlier sampler made and regenerate the video to it.
-            audio_latents = latent["jova_audio"].float()
+            audio_latents = clip.audio.float()
         elif roles.audio == GIVEN:
             if audio is None or audio_codec is None:
                 raise ValueError(
@@ -137,7 +108,8 @@ class JoVASampler(io.ComfyNode):
                     "or feed 'latent' from a JoVA Sampler that generated audio"
                 )
             with on_device(audio_codec):
-                audio_latents, note = audio_to_latents(audio_codec, audio, audio_shape[-1], frames / fps)
+                audio_latents, note = audio_to_latents(audio_codec, audio["waveform"], audio["sample_rate"],
+                                                       audio_shape[-1], clip.seconds)
             audio_latents = audio_latents[:1].expand(audio_shape[0], *audio_shape[1:])  # one driving track for the batch
             notes += [note] if note else []
 
@@ -162,10 +134,8 @@ class JoVASampler(io.ComfyNode):
                 seed=seed, fps=fps, callback=on_step,
             )
         device = comfy.model_management.intermediate_device()
-        result = dict(latent)
-        result["samples"] = (out_video if out_video is not None else latent["samples"]).to(device)
-        result["jova_audio"] = (out_audio if out_audio is not None else latent["jova_audio"]).to(device)
-        result["jova_video_absent"] = roles.video == ABSENT
-        result["jova_audio_absent"] = roles.audio == ABSENT
-        result["jova_audio_sampled"] = roles.audio != ABSENT  # real sound now, not Empty Latent's zeros
-        return io.NodeOutput(result, ui=ui.PreviewText("\n".join(notes)) if notes else None)
+        clip.video = (out_video if out_video is not None else clip.video).to(device)
+        clip.audio = (out_audio if out_audio is not None else clip.audio).to(device)
+        clip.video_absent, clip.audio_absent = roles.video == ABSENT, roles.audio == ABSENT
+        clip.audio_sampled = roles.audio != ABSENT  # real sound now, not Empty Latent's zeros
+        return io.NodeOutput(clip.to_dict(keep=latent), ui=ui.PreviewText("\n".join(notes)) if notes else None)

@@ -21,6 +21,7 @@ from manifests import manifest, manifest_state_dict
 from jova_core.codecs import load_audio_codec
 from jova_core.codecs.audioldm2 import AudioLDM2Codec, AudioLDM2Mel, mel_frames, shipped_config, vae_config, vocoder_config
 from jova_core.codecs.signals import syllables
+from jova_core.geometry import AUDIOLDM2
 
 TINY_VAE = dict(in_channels=1, out_channels=1, latent_channels=8, block_out_channels=(32, 32, 64), layers_per_block=1,
                 down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
@@ -122,7 +123,7 @@ def test_codec_matches_diffusers_and_transformers(release):
     vae_dir, vocoder_dir = release
     codec = load_audio_codec(str(vae_dir), str(vocoder_dir))  # folders: pickle duplicate ignored
     assert isinstance(codec, AudioLDM2Codec)
-    assert (codec.sample_rate, codec.latent_rate, codec.latent_channels, codec.latent_bins) == (16_000, 25.0, 8, 16)
+    assert codec.geometry == AUDIOLDM2 and (codec.sample_rate, codec.latent_rate, codec.latent_channels) == (16_000, 25.0, 8)
     oracle_vae = AutoencoderKL.from_pretrained(vae_dir).eval()
     oracle_vocoder = SpeechT5HifiGan.from_pretrained(vocoder_dir).eval()
     wave = syllables(1.0)  # [1, 16000]

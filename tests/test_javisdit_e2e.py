@@ -115,8 +115,8 @@ def test_end_to_end_through_jova_core(files, tmp_path):
     video_codec = load_video_codec(files["wan_vae"])
     audio_codec = load_audio_codec(str(files["vae"]), str(files["vocoder"]))
     encoder = DemoTextEncoder(model.config.text_dim, model.config.text_len)
-    video_shape = (1, *video_codec.latent_shape(FRAMES, HEIGHT, WIDTH))
-    audio_shape = (1, *audio_codec.latent_shape(defaults.audio_latent_frames(SECONDS, model.config.audio_latent_rate)))
+    video_shape = (1, *video_codec.geometry.latent_shape(FRAMES, HEIGHT, WIDTH))
+    audio_shape = (1, *audio_codec.geometry.latent_shape(defaults.audio_latent_frames(SECONDS, model.config.audio_latent_rate)))
     assert audio_shape == (1, 8, 16, 32)  # 1.0625 s: 106 mel frames -> 128 -> 32 latent frames
     video, audio = sample(
         model, text=encoder(["waves breaking on a beach"]), negative_video=encoder([defaults.negative_prompt]),
@@ -151,8 +151,9 @@ def test_end_to_end_through_the_nodes(env, files):
     without = n.model_handle.JoVAModelHandle(model.transformer, "a model without defaults")
     with pytest.raises(ValueError, match="carries no generation defaults"):
         n.JoVAModelDefaults.execute(model=without)
-    with pytest.raises(ValueError, match="does not say how many frequency bins"):
-        n.JoVAEmptyLatent.execute(model=without, width=64, height=64, seconds=1.0, fps=16.0)
+    # Without them the audio length is the codec's count: 17 frames at 16 fps -> 26 latent frames, not 32.
+    plain = run(n.JoVAEmptyLatent, model=without, width=64, height=64, seconds=SECONDS, fps=16.0, batch_size=1)[0]
+    assert tuple(plain["jova_audio"].shape) == (1, 8, 16, 26)
     # At JavisDiT++'s own size the latents are the ones its inference makes (30 x 54, 104 audio frames).
     full = run(n.JoVAEmptyLatent, model=model, width=width, height=height, seconds=seconds, fps=fps, batch_size=1)[0]
     assert tuple(full["samples"].shape) == (1, 16, 17, 30, 54) and tuple(full["jova_audio"].shape) == (1, 8, 16, 104)

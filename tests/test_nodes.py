@@ -311,8 +311,8 @@ def test_block_swap_gives_the_same_result_and_cleans_up(env):
     for block in swap.transformer.blocks:
         assert not block._forward_pre_hooks and not block._forward_hooks
     # Resident: everything but the swapped blocks, plus room for one of them.
-    swapper = env.n.model_handle.BlockSwap(swap.transformer, 0, "cpu", "cpu")
-    size = env.n.model_handle.module_bytes
+    swapper = env.core("offload").BlockSwap(swap.transformer, 0, "cpu", "cpu")
+    size = env.core("offload").module_bytes
     blocks = swap.transformer.blocks
     assert swapper.resident_bytes() == size(swap.transformer) - size(blocks[0]) - size(blocks[1]) + max(size(b) for b in blocks)
 
@@ -341,7 +341,7 @@ def test_audio_driven_and_image_driven_modes(env):
     image = torch.rand(1, 80, 96, 3)
     out = run_node(env.n.JoVASampler, model=handle, positive=positive, negative=positive, latent=latent,
                    reference_image=image, video_codec=video_codec, **{**SAMPLER_DEFAULTS, "mode": "i2va"})[0]
-    reference = video_codec.encode(env.n.sampler.fit_frames(image, 64, 64)[None])
+    reference = video_codec.encode(env.core("fit").fit_frames(image, 64, 64)[None])
     assert torch.allclose(out["samples"][:, :, :1], reference, atol=1e-5)
 
     with pytest.raises(ValueError, match="'audio' and 'audio_codec'"):
@@ -390,7 +390,7 @@ def test_single_modality_and_video_to_audio_modes(env):
 def test_fit_frames_crops_to_aspect_then_resizes(env):
     image = torch.zeros(1, 100, 200, 3)
     image[:, :, 50:150] = 1.0  # a white centre square of the wide image
-    out = env.n.sampler.fit_frames(image, 32, 32)
+    out = env.core("fit").fit_frames(image, 32, 32)
     assert out.shape == (1, 32, 32, 3) and torch.allclose(out, torch.ones_like(out))
 
 

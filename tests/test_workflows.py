@@ -312,8 +312,8 @@ def test_cpu_demo_workflow_uses_the_demo_models_own_settings(specs):
         by_type.setdefault(entry["class_type"], []).append(entry["inputs"])
     settings = core("demo").load_demo_settings()
     latent = by_type["JoVAEmptyLatent"][0]
-    geometry = sys.modules[harness.PACK_NAME + ".nodes.latent"].clip_geometry(
-        core("demo").load_demo_model().config, latent["width"], latent["height"], latent["seconds"], latent["fps"])
+    geometry = core("fit").clip_geometry(
+        core("demo").load_demo_model().config.geometry, latent["width"], latent["height"], latent["seconds"], latent["fps"])
     assert (geometry.width, geometry.height, geometry.frames, geometry.fps) == \
         (settings.width, settings.height, settings.num_frames, settings.fps)
     assert geometry.audio_shape[-1] == settings.audio_latent_frames

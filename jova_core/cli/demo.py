@@ -42,30 +42,53 @@ def _report_lip_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> None:
+    """The arguments' one-line errors, before any model is loaded."""
+    from ..io.mp4 import check_mp4_name
+    from ..sampling.seed import check_seed
+
+    check_seed(args.seed)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps} (leave it out for the demo model's own)")
+    if args.lip_sync_seeds is not None:
+        if args.lip_sync_seeds < 1:
+            raise ValueError(f"--lip-sync-seeds must be at least 1, got {args.lip_sync_seeds}")
+        check_seed(args.seed + args.lip_sync_seeds - 1)
+        return
+    check_mp4_name(args.out)
+    if os.path.exists(args.out) and not args.overwrite:
+        raise ValueError(f"{args.out} exists; choose another --out or pass --overwrite")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    try:
+        _check(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if args.lip_sync_seeds:
         return _report_lip_sync(args)
 
     from ..demo.generate import generate_demo
     from ..io import write_mp4
 
-    if os.path.exists(args.out) and not args.overwrite:
-        print(f"error: {args.out} exists; choose another --out or pass --overwrite", file=sys.stderr)
-        return 1
+    bar = None
+
+    def step(info) -> None:
+        nonlocal bar  # made at the first step, so that an early refusal prints one line
+        bar = bar or tqdm(total=info.total, desc="sampling", unit="step")  # both passes' steps
+        bar.update(1)
+
     try:
-        bar = tqdm(desc="sampling", unit="step")
-
-        def step(info) -> None:
-            bar.total = info.total  # both passes' steps, as generate_demo counts them
-            bar.update(1)
-
         clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=step, joint_only=args.joint_only)
-        bar.close()
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    finally:
+        if bar is not None:
+            bar.close()
     write_mp4(args.out, clip.frames, clip.fps, clip.waveform, clip.sample_rate, overwrite=args.overwrite)
     print(f"wrote {args.out}: {clip.frames.shape[0]} frames at {clip.fps:g} fps, "
           f"{clip.waveform.shape[-1] / clip.sample_rate:.2f} s of audio; prompt: {clip.prompt}")

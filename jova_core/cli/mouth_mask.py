@@ -33,10 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..mouth.extract import extract_mouth_masks
+    from ..mouth.mask import check_region_settings
     from ..mouth.preview import read_frames, render_preview, write_preview
 
     if not args.out and not args.json:
         print("nothing to do: give --out PREVIEW (.png / .mp4) and/or --json", file=sys.stderr)
+        return 2
+    try:
+        check_region_settings(args.margin, args.smooth)
+    except ValueError as error:
+        print(f"error: {error} (--margin, --smooth)", file=sys.stderr)
         return 2
     if not os.path.isfile(args.input):
         print(f"input not found: {args.input}", file=sys.stderr)

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..io import read_clip
+    from ..lipsync.sync import check_clip_length, clip_sync_score
     from ..mouth.landmarks import detect_face_landmarks
-    from ..lipsync.sync import clip_sync_score
 
     if not os.path.isfile(args.clip):
         print(f"clip not found: {args.clip}", file=sys.stderr)
@@ -55,9 +55,16 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as error:
             print(error, file=sys.stderr)
             return 2
-    frames, waveform, fps, sample_rate = read_clip(args.clip)
-    if waveform is None or waveform.shape[-1] == 0:
-        print(f"{args.clip} has no audio track: the lip-sync score needs one", file=sys.stderr)
+    try:
+        frames, waveform, fps, sample_rate = read_clip(args.clip)
+        if waveform is None or waveform.shape[-1] == 0:
+            raise ValueError(f"{args.clip} has no audio track: the lip-sync score needs one")
+        # Before the landmarks: a clip too short for the offset search is refused, not scored.
+        # (SyncNet's LSE pads its audio over +-15 frames, as syncnet_python does, and has its own minimum.)
+        check_clip_length(len(frames), args.max_offset, fps)
+    except ValueError as error:
+        message = str(error)
+        print(message if args.clip in message else f"{args.clip}: {message}", file=sys.stderr)
         return 2
     with tqdm(total=len(frames), desc="landmarks", unit="frame") as bar:
         landmarks = detect_face_landmarks(

@@ -22,6 +22,7 @@ bins / 4, time / 4, i.e. JavisDiT++'s [B, 8, T, 16] with the last two axes swapp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -32,14 +33,15 @@ from diffusers import AutoencoderKL
 from torch import nn
 from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
+from ..geometry import AUDIOLDM2
 from ..weights import build_exactly, read_state_dict, strip_prefix
 from .base import AudioCodec
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = AUDIOLDM2.sample_rate
 N_FFT = 1024  # also the window length
 HOP = 160
-N_MELS = 64
+N_MELS = AUDIOLDM2.mel_bins
 F_MAX = 8_000.0
 MAGNITUDE_FLOOR = 1e-5
 PEAK = 0.5  # the loudness step scales every clip to this peak
@@ -145,8 +147,6 @@ def vocoder_config(state_dict: dict[str, torch.Tensor], beside: dict | None, sou
 
 
 class AudioLDM2Codec(AudioCodec):
-    latent_rate = SAMPLE_RATE / (HOP * 4)  # the VAE quarters the mel frame rate: 25 Hz
-
     def __init__(self, vae: AutoencoderKL, vocoder: SpeechT5HifiGan):
         if vae.config.in_channels != 1 or vae.config.out_channels != 1:
             raise ValueError(
@@ -162,10 +162,12 @@ class AudioLDM2Codec(AudioCodec):
         self.vae = vae
         self.vocoder = vocoder
         self.mel = AudioLDM2Mel()
-        self.sample_rate = SAMPLE_RATE
-        self.latent_channels = vae.config.latent_channels
-        self.time_stride = 2 ** (levels - 1)
-        self.latent_bins = N_MELS // self.time_stride  # the VAE downsamples time and mel bins alike
+        self.time_stride = 2 ** (levels - 1)  # the VAE downsamples time and mel bins alike
+        # AUDIOLDM2 for the released VAE; other depths or widths (tiny test models) as they are.
+        self.geometry = dataclasses.replace(
+            AUDIOLDM2, channels=vae.config.latent_channels, latent_rate=SAMPLE_RATE / (HOP * self.time_stride),
+            frequency_bins=N_MELS // self.time_stride,
+        )
         self.scaling_factor = float(vae.config.scaling_factor)
 
     @property
@@ -183,6 +185,8 @@ class AudioLDM2Codec(AudioCodec):
         return self
 
     def latent_frames(self, seconds: float) -> int:
+        """Latent frames encode() makes of `seconds` of audio: the front end pads the mel to
+        a multiple of MEL_MULTIPLE frames, so this rounds up where the geometry's rounds down."""
         return mel_frames(math.floor(seconds * self.sample_rate)) // self.time_stride
 
     @torch.no_grad()

@@ -1,46 +1,41 @@
 """The two codec interfaces every node, sampler and trainer codes against.
 
 Real codecs (Wan2.1 VAE; MMAudio VAE + BigVGAN; AudioLDM2 VAE + HiFi-GAN) and the
-weight-free demo codecs share them: video latents [B, 16, 1 + (T-1)/4, H/8, W/8]; audio
-latents [B, C, T_lat] (MMAudio, demo) or [B, C, F, T_lat] (AudioLDM2: F latent mel bins),
-time last, at `latent_rate` Hz.
+weight-free demo codecs share them. Each declares its latent geometry (jova_core.geometry):
+video latents [B, C, 1 + (T-1)/stride_t, H/stride, W/stride], audio latents [B, C, T_lat]
+(MMAudio, demo) or [B, C, F, T_lat] (AudioLDM2: F latent mel bins), time last, at
+`latent_rate` Hz; the attributes below read it.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 
 import torch
 import torchaudio.functional as AF
 
-# The transformer patchifies latents 2x2, so pixel sizes must be multiples of 8 * 2.
-MODEL_PIXEL_MULTIPLE = 16
+from ..geometry import WAN21_VAE, AudioLatentGeometry, VideoLatentGeometry, valid_num_frames, valid_video_size
 
-
-def valid_num_frames(num_frames: int, temporal_stride: int = 4) -> int:
-    """Largest frame count <= num_frames of the form stride*k + 1 (at least 1)."""
-    if num_frames < 1:
-        raise ValueError(f"need at least one frame, got {num_frames}")
-    return (num_frames - 1) // temporal_stride * temporal_stride + 1
-
-
-def valid_video_size(num_frames: int, height: int, width: int, multiple: int = MODEL_PIXEL_MULTIPLE) -> tuple[int, int, int]:
-    """Nearest (frames, height, width) the codec + model accept: frames 4k+1 (rounded down),
-    height/width rounded to the nearest multiple of `multiple` (at least one multiple)."""
-
-    def snap(size: int) -> int:
-        return max(multiple, int(round(size / multiple)) * multiple)
-
-    return valid_num_frames(num_frames), snap(height), snap(width)
+__all__ = ["AudioCodec", "VideoCodec", "valid_num_frames", "valid_video_size"]
 
 
 class VideoCodec(ABC):
-    """frames float [B, T, H, W, 3] in 0..1  <->  normalised latents [B, 16, T_lat, H/8, W/8]."""
+    """frames float [B, T, H, W, 3] in 0..1  <->  normalised latents [B, C, T_lat, H/s, W/s]
+    of `geometry` (Wan2.1's unless a codec says otherwise)."""
 
-    latent_channels = 16
-    temporal_stride = 4
-    spatial_stride = 8
+    geometry: VideoLatentGeometry = WAN21_VAE
+
+    @property
+    def latent_channels(self) -> int:
+        return self.geometry.channels
+
+    @property
+    def temporal_stride(self) -> int:
+        return self.geometry.temporal_stride
+
+    @property
+    def spatial_stride(self) -> int:
+        return self.geometry.spatial_stride
 
     @abstractmethod
     def encode(self, frames: torch.Tensor) -> torch.Tensor: ...
@@ -50,22 +45,13 @@ class VideoCodec(ABC):
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         self.check_size(num_frames, height, width)
-        return (
-            self.latent_channels,
-            (num_frames - 1) // self.temporal_stride + 1,
-            height // self.spatial_stride,
-            width // self.spatial_stride,
-        )
+        return self.geometry.latent_shape(num_frames, height, width)
 
     def num_frames(self, latent_frames: int) -> int:
-        return (latent_frames - 1) * self.temporal_stride + 1
+        return self.geometry.num_frames(latent_frames)
 
     def check_size(self, num_frames: int, height: int, width: int) -> None:
-        problems = []
-        if num_frames < 1 or (num_frames - 1) % self.temporal_stride:
-            problems.append(f"{num_frames} frames (need {self.temporal_stride}k+1, e.g. {valid_num_frames(max(num_frames, 1))})")
-        if height % self.spatial_stride or width % self.spatial_stride or height == 0 or width == 0:
-            problems.append(f"{height}x{width} pixels (need multiples of {self.spatial_stride}; 16 for the model)")
+        problems = self.geometry.size_problems(num_frames, height, width)
         if problems:
             raise ValueError(
                 "video size not accepted by the codec: " + "; ".join(problems)
@@ -90,14 +76,22 @@ class VideoCodec(ABC):
 
 class AudioCodec(ABC):
     """waveform [B, C, N] (or [C, N]) at any rate  <->  latents [B, latent_channels, T_lat]
-    or, for codecs with `latent_bins`, [B, latent_channels, latent_bins, T_lat];
-    decode gives mono [B, 1, N] at `sample_rate`."""
+    or [B, latent_channels, frequency_bins, T_lat] of `geometry`; decode gives mono
+    [B, 1, N] at `sample_rate`."""
 
-    sample_rate: int
-    latent_rate: float
-    latent_channels: int
-    # Frequency bins of 2-D latents [B, C, F, T]; None for 1-D latents [B, C, T].
-    latent_bins: int | None = None
+    geometry: AudioLatentGeometry
+
+    @property
+    def sample_rate(self) -> int:
+        return self.geometry.sample_rate
+
+    @property
+    def latent_rate(self) -> float:
+        return self.geometry.latent_rate
+
+    @property
+    def latent_channels(self) -> int:
+        return self.geometry.channels
 
     @abstractmethod
     def encode(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor: ...
@@ -107,15 +101,15 @@ class AudioCodec(ABC):
 
     @property
     def samples_per_latent(self) -> int:
-        return round(self.sample_rate / self.latent_rate)
+        return self.geometry.samples_per_latent
 
     def latent_frames(self, seconds: float) -> int:
         """Latent frames the encoder produces for `seconds` of audio."""
-        return math.floor(seconds * self.sample_rate) // self.samples_per_latent
+        return self.geometry.latent_frames(seconds)
 
     def num_samples(self, latent_frames: int) -> int:
         """Samples decode() returns for `latent_frames` latent frames."""
-        return latent_frames * self.samples_per_latent
+        return self.geometry.num_samples(latent_frames)
 
     def prepare_waveform(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """[B,C,N] or [C,N] at `sample_rate` -> mono [B, N] at self.sample_rate, clamped to [-1, 1]."""
@@ -135,18 +129,13 @@ class AudioCodec(ABC):
             )
         return mono.clamp(-1.0, 1.0)
 
-    def latent_shape(self, latent_frames: int) -> tuple[int, ...]:
-        """One clip's latent shape: (C, T) or (C, F, T)."""
-        bins = () if self.latent_bins is None else (self.latent_bins,)
-        return (self.latent_channels, *bins, latent_frames)
-
     def check_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """[B, *latent_shape(T)] (a missing batch axis is added) or a ValueError."""
-        expected = self.latent_shape(latents.shape[-1])
+        """[B, *geometry.latent_shape(T)] (a missing batch axis is added) or a ValueError."""
+        expected = self.geometry.latent_shape(latents.shape[-1])
         if latents.ndim == len(expected):
             latents = latents[None]
         if tuple(latents.shape[1:]) != expected:
-            layout = "C,T" if self.latent_bins is None else "C,F,T"
+            layout = "C,T" if len(expected) == 2 else "C,F,T"
             raise ValueError(
                 f"expected audio latents [B,{layout}] = [B,{','.join(map(str, expected[:-1]))},T], "
                 f"got shape {list(latents.shape)}"

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
+from ..geometry import MMAUDIO_16K
 from .base import AudioCodec, VideoCodec
 from .mel import MEL_16K, MelFrontEnd
 
@@ -108,11 +109,10 @@ class DemoVideoCodec(VideoCodec):
 
 
 class DemoAudioCodec(AudioCodec):
+    geometry = MMAUDIO_16K
+
     def __init__(self):
         self.mel = MelFrontEnd(MEL_16K)
-        self.sample_rate = MEL_16K.sample_rate
-        self.latent_rate = MEL_16K.sample_rate / (2 * MEL_16K.hop_length)
-        self.latent_channels = len(_AUDIO_SCALE)
         self.projection = dct_matrix(MEL_16K.n_mels)[: self.latent_channels]  # [20, 80], orthonormal rows
         self.mean = torch.tensor(_AUDIO_MEAN).view(1, -1, 1)
         self.scale = torch.tensor(_AUDIO_SCALE).view(1, -1, 1)

@@ -11,6 +11,7 @@ import torch
 from diffusers import MMAudioVAE
 from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
 
+from ..geometry import AudioLatentGeometry
 from ..weights import read_state_dict
 from .base import AudioCodec
 from .bigvgan import vocode, vocoder_from_state_dict
@@ -30,10 +31,11 @@ class MMAudioCodec(AudioCodec):
         self.vae = vae
         self.vocoder = vocoder
         self.mel = MelFrontEnd(mel).to(self.device)
-        self.sample_rate = mel.sample_rate
         # The VAE halves the mel frame rate once.
-        self.latent_rate = mel.sample_rate / (2 * mel.hop_length)
-        self.latent_channels = vae.config.latent_channels
+        self.geometry = AudioLatentGeometry(
+            vae.config.latent_channels, mel.sample_rate / (2 * mel.hop_length), sample_rate=mel.sample_rate,
+            mel_bins=mel.n_mels, name=f"MMAudio {mel.sample_rate / 1000:g} kHz VAE",
+        )
 
     @property
     def device(self) -> torch.device:

@@ -15,6 +15,7 @@ import torch
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
+from ..geometry import VideoLatentGeometry
 from ..weights import build_exactly, read_state_dict, strip_prefix
 from .base import VideoCodec
 
@@ -26,6 +27,13 @@ _SIGNATURE_KEYS = ("encoder.conv1.weight", "decoder.conv1.weight", "conv1.weight
 def wan_vae_config() -> dict:
     with open(CONFIG_PATH) as f:
         return json.load(f)
+
+
+def wan_vae_geometry(config) -> VideoLatentGeometry:
+    """The latent grid of an AutoencoderKLWan config: z_dim channels, 2 per temporal
+    downsampling, 2 per spatial level times the pixel patchify (Wan2.2's 2x2)."""
+    spatial = 2 ** (len(config.dim_mult) - 1) * (config.patch_size or 1)
+    return VideoLatentGeometry(config.z_dim, 2 ** sum(config.temperal_downsample), spatial, name="Wan VAE")
 
 
 def is_wan_vae_state_dict(state_dict: dict[str, torch.Tensor]) -> bool:
@@ -57,9 +65,7 @@ class WanVideoCodec(VideoCodec):
 
     def __init__(self, vae: AutoencoderKLWan):
         self.vae = vae
-        self.latent_channels = vae.config.z_dim
-        self.temporal_stride = 2 ** sum(vae.config.temperal_downsample)
-        self.spatial_stride = 2 ** (len(vae.config.dim_mult) - 1)
+        self.geometry = wan_vae_geometry(vae.config)
         self.latents_mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.latents_std = torch.tensor(vae.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
 

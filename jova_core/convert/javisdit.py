@@ -38,14 +38,12 @@ import torch
 
 from ..config import JoVAConfig
 from ..defaults import GenerationDefaults
+from ..geometry import AUDIOLDM2
 from ..identify import JAVISDIT_MARKER, is_javisdit
 from .source import SourceStateDict, strip_wrapper_prefix
 from .wan import BRANCH_MODULES, wan_config
 
 MARKER = JAVISDIT_MARKER
-# AudioLDM2 latents: 16 kHz, hop 160, 4x down in time -> 25 latent frames per second.
-AUDIOLDM2_LATENT_RATE = 25.0
-
 # JavisDiT++ v1.0's own inference settings (JavisVerse/JavisDiT HEAD b505b37), stored in a
 # converted file so the pack reproduces them. Sources, upstream paths:
 JAVISDIT_DEFAULTS = GenerationDefaults(
@@ -71,7 +69,8 @@ JAVISDIT_DEFAULTS = GenerationDefaults(
     ),
     # scripts/inference.py: mel frames int(duration / 0.01) rounded up to a multiple of 32,
     # AudioLDM2 latents [B, 8, T_mel / 4, 16] (JoVA: [B, 8, 16, T]); 65 frames -> 104.
-    audio_length="javisdit", audio_latent_bins=16,
+    # (The latent geometry itself is the model config's: jova_core.geometry.AUDIOLDM2.)
+    audio_length="javisdit",
     source="JavisVerse/JavisDiT b505b37: configs/javisdit-v1-0/inference/sample.py, scripts/inference.py, "
            "javisdit/schedulers/rf, javisdit/datasets/aspect.py",
 )
@@ -90,7 +89,9 @@ def convert_javisdit(state_dict: dict[str, torch.Tensor]) -> tuple[JoVAConfig, d
         audio_out_channels=source.shape("audio_head.head.weight")[0] // (patch_t * patch_m),
         audio_patch_size=(patch_m, patch_t),
         audio_rope="javisdit",
-        audio_latent_rate=AUDIOLDM2_LATENT_RATE,
+        # AudioLDM2 latents: 25 latent frames per second, 16 latent mel bins.
+        audio_latent_rate=AUDIOLDM2.latent_rate,
+        audio_frequency_bins=AUDIOLDM2.frequency_bins,
     )
     out: dict[str, torch.Tensor] = {}
 

@@ -48,19 +48,22 @@ def generate_demo(
     StepInfo counts the steps of both passes (DemoSettings.sampling_steps). joint_only
     skips the audio-driven pass (for comparisons)."""
     from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
-    from ..sampling import sample
+    from ..sampling import check_seed, sample
     from ..text.demo import DemoTextEncoder
 
+    check_seed(seed)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a whole number >= 1 (or left out for the demo model's own), got {steps!r}")
     settings = load_demo_settings(checkpoint)
     if joint_only:
         settings = dataclasses.replace(settings, audio_driven_pass=False)
+    prompt = demo_prompt(transcript, settings)  # before the model: its errors are cheap to hit
     model = model if model is not None else load_demo_model(checkpoint)
     config = model.config
     encoder = DemoTextEncoder(config.text_dim, config.text_len)
-    prompt = demo_prompt(transcript, settings)
     video_codec, audio_codec = DemoVideoCodec(), DemoAudioCodec()
     video_shape = (1, *video_codec.latent_shape(settings.num_frames, settings.height, settings.width))
-    steps = steps or settings.steps
+    steps = settings.steps if steps is None else steps
     total = settings.sampling_steps(steps)
     common = dict(
         text=encoder(prompt),

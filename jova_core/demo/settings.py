@@ -49,7 +49,7 @@ class DemoSettings:
 
     def sampling_steps(self, steps: int | None = None) -> int:
         """Model passes x solver steps: what a progress bar counts."""
-        return (steps or self.steps) * (2 if self.audio_driven_pass else 1)
+        return (self.steps if steps is None else steps) * (2 if self.audio_driven_pass else 1)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> "DemoSettings":

@@ -86,6 +86,9 @@ def probe_media(path: str) -> MediaInfo:
     # Without an output ffmpeg exits 1 after printing the input description; that is expected.
     stderr = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path], capture_output=True).stderr
     text = stderr.decode(errors="replace")
+    if "moov atom not found" in text:
+        raise ValueError(f"{path} is a truncated or unfinished MP4 (its index, the moov atom, is missing); "
+                         "export or download it again")
     if "Invalid data found" in text or "Stream #" not in text:
         raise ValueError(f"{path} is not a media file ffmpeg can read")
     duration = None

@@ -24,6 +24,10 @@ def aac_bitrate(sample_rate: int, channels: int) -> int:
     return min(MAX_AUDIO_BITRATE, 4 * sample_rate * channels)
 
 
+def check_mp4_name(path: str) -> None:
+    """Refuse a file name that does not say MP4 (clip.wav would hold an MP4 under a lie)."""
+    if not str(path).lower().endswith(".mp4"):
+        raise ValueError(f"{path}: the clip is written as MP4, so its name must end in .mp4")
 
 
 def pad_to_even(frames: np.ndarray) -> np.ndarray:
@@ -66,6 +70,7 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
     is never replaced unless overwrite=True; the file appears only once complete (see
     jova_core.files). Returns `path`.
     """
+    check_mp4_name(path)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if waveform is not None and not sample_rate:

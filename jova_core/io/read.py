@@ -16,6 +16,21 @@ def _window_args(start: float, duration: float | None) -> list[str]:
     return args + (["-t", f"{duration:.6f}"] if duration is not None else [])
 
 
+def _check_complete(path: str, declared: float | None, start: float, duration: float | None,
+                    decoded: float, frame_seconds: float = 0.0) -> None:
+    """Refuse a file that decodes to less than its container declares (a truncated or
+    damaged download, a killed export): reading on would silently use part of it.
+    `decoded`: seconds of the longest stream read; `frame_seconds`: one video frame."""
+    if not declared:
+        return
+    expected = max(0.0, declared - start)
+    if duration is not None:
+        expected = min(expected, duration)
+    if expected - decoded > max(0.1, 3 * frame_seconds, 0.02 * expected):
+        raise ValueError(f"{path} is truncated or damaged: only {decoded:.2f} s of its {expected:.2f} s could be "
+                         "decoded; export or download it again")
+
+
 def read_audio(path: str, sample_rate: int | None = None, start: float = 0.0,
                duration: float | None = None) -> tuple[torch.Tensor, int]:
     """(waveform [C, N] float32 in -1..1, sample_rate) from the first audio stream of `path`."""
@@ -34,6 +49,8 @@ def read_audio(path: str, sample_rate: int | None = None, start: float = 0.0,
         f"reading the audio of {path}",
     )
     samples = np.frombuffer(raw, dtype="<f4").reshape(-1, channels)
+    if not info.of_kind("video"):  # with a video, read_clip checks the streams together
+        _check_complete(path, info.duration, start, duration, len(samples) / rate)
     return torch.from_numpy(samples.T.copy()), rate
 
 
@@ -43,7 +60,8 @@ def read_clip(path: str, fps: float | None = None, sample_rate: int | None = Non
     unpacks, so `frames, waveform, fps, rate = read_clip(path)` works too.
 
     `fps` / `sample_rate` convert on the fly (None keeps the file's); `start` / `duration`
-    (seconds) cut a window. The waveform is None when the file has no audio.
+    (seconds) cut a window. The waveform is None when the file has no audio. A file that
+    decodes to less than its container declares (truncated, damaged) is refused.
     """
     info = probe_media(path)
     videos = info.of_kind("video")
@@ -61,4 +79,7 @@ def read_clip(path: str, fps: float | None = None, sample_rate: int | None = Non
     waveform, rate = None, None
     if info.of_kind("audio"):
         waveform, rate = read_audio(path, sample_rate, start, duration)
+    # The container's duration is its longest stream's: one stream must reach it.
+    decoded = max(len(frames) / clip_fps, 0.0 if waveform is None else waveform.shape[-1] / rate)
+    _check_complete(path, info.duration, start, duration, decoded, 1.0 / clip_fps)
     return Clip(video, waveform, clip_fps, rate)

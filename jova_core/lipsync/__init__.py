@@ -8,7 +8,7 @@ The training-time mouth tools (landmarks, masks, loss) are in jova_core.mouth.
 """
 
 from .lse import SyncNetScores, lse_scores, syncnet_scores
-from .sync import SyncScore, audio_envelope, clip_sync_score, sync_score
+from .sync import SyncScore, audio_envelope, check_clip_length, clip_sync_score, sync_score
 from .syncnet import SyncNet, load_syncnet
 from .syncnet_input import speech_mfcc
 
@@ -17,6 +17,7 @@ __all__ = [
     "SyncNetScores",
     "SyncScore",
     "audio_envelope",
+    "check_clip_length",
     "clip_sync_score",
     "load_syncnet",
     "lse_scores",

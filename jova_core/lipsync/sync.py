@@ -69,6 +69,24 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
 
+def min_frames(max_offset: int) -> int:
+    """The shortest clip the score takes for a search over +-max_offset frames: every
+    offset then still pairs more than half of the clip's frames (and offset 0 at least 5)."""
+    return max(2 * max_offset + 1, 5)
+
+
+def check_clip_length(num_frames: int, max_offset: int, fps: float | None = None) -> None:
+    """Refuse (one-line ValueError) an offset search the clip is too short for, rather
+    than score a few frames; `fps` only adds seconds to the message."""
+    if max_offset < 0:
+        raise ValueError(f"the offset search range must be >= 0 frames, got {max_offset}")
+    needed = min_frames(max_offset)
+    if num_frames < needed:
+        seconds = f" ({num_frames / fps:.2f} s at {fps:g} fps; at least {needed / fps:.2f} s)" if fps else ""
+        raise ValueError(f"the clip has {num_frames} frames{seconds}: the lip-sync score searches offsets of "
+                         f"+-{max_offset} frames and needs at least {needed}; use a longer clip or a smaller max offset")
+
+
 def sync_score(aperture, envelope, max_offset: int = 15) -> SyncScore:
     """Best offset and confidence between a per-frame mouth aperture and audio envelope
     (both [T], NaN where unknown). See the module docstring for the definition."""
@@ -76,10 +94,10 @@ def sync_score(aperture, envelope, max_offset: int = 15) -> SyncScore:
     envelope = np.asarray(envelope, dtype=np.float64)
     if aperture.shape != envelope.shape or aperture.ndim != 1:
         raise ValueError(f"aperture and envelope must be [T] of one length, got {aperture.shape} and {envelope.shape}")
+    check_clip_length(len(aperture), max_offset)
     frames_used = int((~np.isnan(aperture)).sum())
     if frames_used < 3:
         raise ValueError(f"a face was found in only {frames_used} frames: the lip-sync score needs a visible face")
-    max_offset = min(max_offset, len(aperture) - 3)
     correlations = []
     for offset in range(-max_offset, max_offset + 1):
         # Pair aperture[t] with envelope[t + offset].
@@ -101,5 +119,6 @@ def sync_score(aperture, envelope, max_offset: int = 15) -> SyncScore:
 def clip_sync_score(landmarks, waveform, sample_rate: int, fps: float, max_offset: int = 15) -> SyncScore:
     """The score of a clip from its face landmarks (a mouth.LandmarkResult; its main
     face is scored) and its sound [C, N]."""
+    check_clip_length(landmarks.num_frames, max_offset, fps)
     envelope = audio_envelope(waveform, sample_rate, fps, landmarks.num_frames)
     return sync_score(landmarks.main.mouth_aperture(), envelope, max_offset)

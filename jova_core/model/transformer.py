@@ -13,6 +13,8 @@ block's streams, head); ``audio`` starts as a copy of ``video`` in the paper's r
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
@@ -144,6 +146,7 @@ class JoVATransformer(nn.Module):
             raise ValueError("JoVATransformer needs video latents, audio latents, or both")
         if text is None:
             raise ValueError("JoVATransformer needs text hidden states [B, L, text_dim]")
+        self._check_inputs(video, audio, fps)
         dtype = self.compute_dtype
         batch = (video if video is not None else audio).shape[0]
         text = self._prepare_text(text, batch, dtype)
@@ -184,10 +187,26 @@ class JoVATransformer(nn.Module):
 
     # -- pieces of forward -------------------------------------------------------------
 
+    def _check_inputs(self, video, audio, fps) -> None:
+        """One-line errors for inputs the model cannot take (instead of torch's from deep inside)."""
+        geometry = self.config.geometry
+        if video is not None:
+            geometry.check_video_latents(video.shape)
+        if audio is not None:
+            geometry.check_audio_latents(audio.shape)
+        if video is not None and audio is not None and video.shape[0] != audio.shape[0]:
+            raise ValueError(f"video batch {video.shape[0]} and audio batch {audio.shape[0]} differ; give both the same batch")
+        if fps is not None and not (fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"fps must be a positive frame rate, got {fps}")
+
     def _prepare_text(self, text: torch.Tensor, batch: int, dtype) -> torch.Tensor:
         cfg = self.config
         if text.dim() != 3 or text.shape[-1] != cfg.text_dim:
             raise ValueError(f"text must be [B, L, {cfg.text_dim}] hidden states, got {list(text.shape)}")
+        if text.shape[0] not in (1, batch):
+            raise ValueError(
+                f"text holds {text.shape[0]} prompts but the latents a batch of {batch}: give one prompt, or one per latent"
+            )
         text = text.to(dtype).expand(batch, -1, -1)
         if cfg.text_attention == "cross" and text.shape[1] < cfg.text_len:
             # Wan2.1 zero-pads the prompt to text_len before its text MLP.

@@ -1,11 +1,11 @@
 """Mouth-region masks: per-frame pixel masks from lip landmarks, and their down-sampling
 to the grids the transformer sees.
 
-Latent-grid geometry follows the Wan2.1 VAE exactly: the causal encoder codes pixel
-frame 0 on its own and then each following group of 4 frames into one latent frame
-(T_lat = 1 + (T - 1) // 4; trailing frames that do not fill a group are dropped, as
-the encoder drops them), and each 8x8 pixel block into one latent cell. The
-transformer then patchifies latents by its patch size (1, 2, 2) into tokens.
+The latent grid is the video VAE's (jova_core.geometry; Wan2.1 by default): the causal
+encoder codes pixel frame 0 on its own and then each following group of 4 frames into
+one latent frame (T_lat = 1 + (T - 1) // 4; trailing frames that do not fill a group
+are dropped, as the encoder drops them), and each 8x8 pixel block into one latent cell.
+The transformer then patchifies latents by its patch size (1, 2, 2) into tokens.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..geometry import WAN21_VAE, VideoLatentGeometry
 from .landmarks import INNER_LIP, OUTER_LIP, FaceTrack
-
-VAE_TEMPORAL_STRIDE = 4
-VAE_SPATIAL_STRIDE = 8
 
 
 def _interpolate_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:
@@ -57,6 +55,15 @@ def _smooth_in_time(values: np.ndarray, sigma: float) -> np.ndarray:
     return smoothed.reshape(values.shape).astype(values.dtype)
 
 
+def check_region_settings(margin: float, smooth_sigma: float) -> None:
+    """Refuse settings that would give inverted or meaningless regions (one-line
+    ValueError); the CLI and the nodes call it before any landmark work."""
+    if not (np.isfinite(margin) and margin >= 0):
+        raise ValueError(f"the mouth margin must be >= 0 (a fraction of the mouth width), got {margin}")
+    if not (np.isfinite(smooth_sigma) and smooth_sigma >= 0):
+        raise ValueError(f"the temporal smoothing must be >= 0 frames (0 = none), got {smooth_sigma}")
+
+
 def mouth_regions(
     track: FaceTrack,
     *,
@@ -74,6 +81,7 @@ def mouth_regions(
     interpolation, then points are smoothed in time (Gaussian, ``smooth_sigma`` frames)
     so the region does not jitter with the detector.
     """
+    check_region_settings(margin, smooth_sigma)
     lips = track.points[:, list(OUTER_LIP + INNER_LIP)].astype(np.float64)  # [T, 40, 2]
     lips = _smooth_in_time(_interpolate_gaps(lips, max_gap), smooth_sigma)
     outer = lips[:, : len(OUTER_LIP)]
@@ -123,15 +131,14 @@ def pixel_mask(
 def latent_mask(
     mask: torch.Tensor,
     *,
-    temporal_stride: int = VAE_TEMPORAL_STRIDE,
-    spatial_stride: int = VAE_SPATIAL_STRIDE,
+    geometry: VideoLatentGeometry = WAN21_VAE,
     reduce: str = "max",
 ) -> torch.Tensor:
-    """Down-sample a pixel mask [T, H, W] (or [B, T, H, W]) to the video latent grid.
+    """Down-sample a pixel mask [T, H, W] (or [B, T, H, W]) to the video latent grid of `geometry`.
 
-    Returns [T_lat, H / 8, W / 8] (batch kept) with T_lat = 1 + (T - 1) // 4: latent
-    frame 0 is pixel frame 0 alone, latent frame k >= 1 covers pixel frames
-    4k - 3 .. 4k, as the causal Wan VAE encodes them.
+    Returns [T_lat, H / 8, W / 8] (batch kept) with T_lat = 1 + (T - 1) // 4 (Wan2.1's
+    strides): latent frame 0 is pixel frame 0 alone, latent frame k >= 1 covers pixel
+    frames 4k - 3 .. 4k, as the causal Wan VAE encodes them.
     reduce: "max" marks a cell when any of its pixels is in the mouth (binary, as the
     paper's per-latent-frame box); "mean" gives the covered fraction.
     """
@@ -143,12 +150,13 @@ def latent_mask(
     if mask.dim() != 4:
         raise ValueError(f"expected a pixel mask [T, H, W] or [B, T, H, W], got shape {tuple(mask.shape)}")
     frames, height, width = mask.shape[1:]
+    temporal_stride, spatial_stride = geometry.temporal_stride, geometry.spatial_stride
     if height % spatial_stride or width % spatial_stride:
         raise ValueError(
             f"frame size {height}x{width} is not a multiple of the VAE's {spatial_stride}x{spatial_stride} "
             "stride: resize or crop the video as it is for encoding"
         )
-    latent_frames = 1 + (frames - 1) // temporal_stride
+    latent_frames = geometry.latent_frames(frames)
     mask = mask.float()
     # Frame 0 alone, then groups of `temporal_stride` frames; leftover frames are dropped.
     groups = mask[:, 1 : 1 + (latent_frames - 1) * temporal_stride]

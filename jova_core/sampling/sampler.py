@@ -15,6 +15,7 @@ returned unchanged.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +23,7 @@ import torch
 
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
 from .schedule import predicted_x0, sampling_sigmas, timesteps_from_sigma
+from .seed import seeded_generator
 from .solvers import make_solver
 
 
@@ -79,18 +81,28 @@ def sample(
     steps, sampler ("euler" | "unipc"), shift: the solver, its number of model
         evaluations and the sigma shift (sigma' = shift*s / (1 + (shift-1)*s)).
     cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none).
-    seed: noise comes from a CPU torch.Generator seeded with it (the video noise drawn
-        first, then the audio noise, each only when generated), so a seed gives the same
-        noise on every device and bit-identical results on CPU.
+    seed: 0 .. 2**64 - 1; noise comes from a CPU torch.Generator seeded with it
+        (seed.py; the video noise drawn first, then the audio noise, each only when
+        generated), so a seed gives the same noise on every device and bit-identical
+        results on CPU.
     fps: video frame rate, for the time-aligned audio RoPE.
     callback: called with a StepInfo after every step (progress, previews); raising
         from it stops sampling (interruption) and the exception propagates.
     Returns (video latents, audio latents), float32 on the model's device: None for an
     absent modality, the given latents unchanged for a given one.
     """
+    _check_settings(steps, cfg_video, cfg_audio, fps)
     setup = _Setup(model, mode, video_shape, audio_shape, video_latents, audio_latents, reference)
     if setup.video_role == GENERATE and setup.audio_role == GENERATE and setup.video_shape[0] != setup.audio_shape[0]:
         raise ValueError(f"video batch {setup.video_shape[0]} and audio batch {setup.audio_shape[0]} differ")
+    batch = (setup.video_shape or setup.audio_shape)[0]
+    for name, hidden in (("text", text), ("text_audio", text_audio), ("negative_video", negative_video),
+                         ("negative_audio", negative_audio)):
+        if hidden is not None and hidden.dim() == 3 and hidden.shape[0] not in (1, batch):
+            raise ValueError(
+                f"{name} holds {hidden.shape[0]} prompts but the latent batch is {batch}: "
+                "give one prompt, or one per latent (the latent's batch size)"
+            )
     device = setup.device
 
     guided = (setup.video_role == GENERATE and cfg_video != 1) or (setup.audio_role == GENERATE and cfg_audio != 1)
@@ -107,7 +119,7 @@ def sample(
         uncond = dict(text=neg_video.to(device), text_audio=neg_audio.to(device))
 
     # Noise on the CPU from one generator, so the seed means the same on every device.
-    generator = torch.Generator("cpu").manual_seed(int(seed))
+    generator = seeded_generator(seed)
     video = audio = None
     video_noise = None
     if setup.video_role == GENERATE:
@@ -159,6 +171,16 @@ def sample(
     return video, audio
 
 
+def _check_settings(steps, cfg_video, cfg_audio, fps) -> None:
+    if int(steps) < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    for name, scale in (("cfg_video", cfg_video), ("cfg_audio", cfg_audio)):
+        if not math.isfinite(scale):
+            raise ValueError(f"{name} is {scale}; set a finite guidance scale (1 = none, typically 3 to 7)")
+    if fps is not None and not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps must be the clip's positive frame rate (e.g. 16), got {fps}")
+
+
 def _guide(cond: torch.Tensor | None, uncond: torch.Tensor | None, scale: float) -> torch.Tensor | None:
     if cond is None:
         return None
@@ -177,6 +199,7 @@ class _Setup:
         config = getattr(model, "config", None)
         if config is None or not hasattr(config, "video_condition_channels"):
             raise ValueError("the model needs a `config` with `video_condition_channels` (a JoVATransformer has one)")
+        self.config = config
 
         self.video_shape, self.video_given = self._modality(
             mode_name, "video", mode.video, video_shape, video_latents, (5,), "(B, C, F, H, W)"
@@ -229,4 +252,9 @@ class _Setup:
             shape, given = tuple(int(n) for n in shape), None
         if len(shape) not in ranks:
             raise ValueError(f"{name} latents must be {layout}, got {shape}")
+        geometry = getattr(self.config, "geometry", None)
+        if geometry is not None:
+            what = f"{name}_latents" if role == GIVEN else f"{name} latents ({name}_shape)"
+            check = geometry.check_video_latents if name == "video" else geometry.check_audio_latents
+            check(shape, what)
         return shape, given

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import zlib
 
 import torch
@@ -33,6 +34,25 @@ from .prompt import SECTIONS, split_prompt
 _WORD_RE = re.compile(r"[a-z0-9']+")
 # A syllable: leading consonants, then its vowels; trailing consonants join the last one.
 _SYLLABLE_RE = re.compile(r"[^aeiouy]*[aeiouy]+(?:[^aeiouy]+$)?|[^aeiouy]+$")
+
+
+def unreadable(text: str) -> list[str]:
+    """The characters of `text` the demo encoder would silently drop (anything but a-z,
+    digits, apostrophes, white space and punctuation: accented or other scripts' letters,
+    emoji, symbols), each once, in order."""
+    seen = []
+    for char in text:
+        readable = _WORD_RE.fullmatch(char.lower()) or char.isspace() or unicodedata.category(char).startswith("P")
+        if not readable and char not in seen:
+            seen.append(char)
+    return seen
+
+
+def _check_readable(transcript: str) -> None:
+    unread = unreadable(transcript)
+    if unread:
+        raise ValueError(f"the demo voice cannot say {' '.join(unread)!r}: its transcript takes the letters a-z, "
+                         "digits, apostrophes, spaces and punctuation, e.g. \"ba ma da\"")
 
 
 def syllables(word: str) -> list[str]:
@@ -69,14 +89,21 @@ class DemoTextEncoder(TextEncoder):
 
     @staticmethod
     def transcript_syllables(transcript: str) -> list[str]:
-        """The syllables the encoder reads from a transcript, in order."""
-        return [part for word in _WORD_RE.findall(transcript.lower()) for part in syllables(word)]
+        """The syllables the encoder reads from a transcript, in order. A transcript with
+        characters it cannot read (other letters, emoji; see `unreadable`) is refused, as
+        is one with nothing to say: the demo voice would silently skip them."""
+        _check_readable(transcript)
+        pieces = [part for word in _WORD_RE.findall(transcript.lower()) for part in syllables(word)]
+        if not pieces:
+            raise ValueError(f"the transcript {transcript!r} has no syllables to say; write some, e.g. \"ba ma da\"")
+        return pieces
 
     def tokenize(self, prompt: str) -> list[tuple[int, int, bool, str]]:
         """(section index, position in section, starts a word, piece) for every piece:
         words of the captions, syllables of the transcript."""
         tokens = []
         sections = split_prompt(prompt)
+        _check_readable(sections["Transcript"])
         for s, name in enumerate(SECTIONS):
             pieces = []
             for word in _WORD_RE.findall(sections[name].lower()):

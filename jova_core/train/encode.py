@@ -1,7 +1,7 @@
 """Preprocessing of one clip for training: latents, text embedding, latent mouth mask.
 
     MP4 -> frames [T,H,W,3] 0..1 + waveform
-        -> video codec  -> "video" [16, F, H/8, W/8]
+        -> video codec  -> "video" [C, F, H/s, W/s] (the codec's latent geometry)
         -> audio codec  -> "audio" [C, T_lat]
         -> face landmarks -> pixel mouth box -> "mouth_mask" [F, H/8, W/8] (latent grid)
     prompt (JoVA format) -> text encoder -> "text" [L, text_dim]
@@ -77,12 +77,13 @@ class LatentClipEncoder:
 
         text = self.clip_text(prompt, text_embedding, name)  # first: its errors are cheap to hit
         frames = torch.as_tensor(frames).float()
-        # The Wan VAE grid keeps 1 + 4k frames; drop the tail that would not fill a latent frame.
-        frames = frames[: 1 + (frames.shape[0] - 1) // 4 * 4]
+        # The causal VAE keeps 1 + stride * k frames; drop the tail that would not fill a latent frame.
+        geometry = self.video_codec.geometry
+        frames = frames[: geometry.valid_num_frames(frames.shape[0])]
         with torch.no_grad():
             video = self.video_codec.encode(frames[None])[0]
             audio = self.audio_codec.encode(torch.as_tensor(waveform).float()[None], sample_rate)[0]
-        mouth = extract_mouth_masks(frames, margin=self.mouth_margin, fps=fps)
+        mouth = extract_mouth_masks(frames, margin=self.mouth_margin, fps=fps, geometry=geometry)
         if not mouth.landmarks.tracks:
             raise ValueError(f"{name}: no face found in any frame, so there is no mouth to weight")
         return {
