@@ -3,7 +3,8 @@
 Public entry points (imported lazily so ``import jova_core`` stays light):
     load_transformer(path, dtype=None, device="cpu", attention="sdpa") -> JoVATransformer
     load_video_codec(path)                     -> video codec (Wan2.1 VAE)
-    load_audio_codec(vae_path, vocoder_path)   -> audio codec (MMAudio VAE + BigVGAN)
+    load_audio_codec(vae_path, vocoder_path)   -> audio codec (MMAudio VAE + BigVGAN, or AudioLDM2 VAE + HiFi-GAN)
+    generation_defaults(path)                  -> the settings a model file carries (JavisDiT++), or None
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 # Relative module names: inside ComfyUI this package is imported under the pack's name.
 _ENTRY_POINTS = {
     "load_transformer": ".checkpoint",
+    "generation_defaults": ".checkpoint",
     "load_video_codec": ".codecs",
     "load_audio_codec": ".codecs",
     "JoVAConfig": ".config",
