@@ -87,7 +87,7 @@ def wan_decode_child(frames: int, size: int, tile: int, tiled: bool) -> None:
     cfg = {k: v for k, v in wan_vae_config().items() if not k.startswith("_")}
     codec = WanVideoCodec(AutoencoderKLWan(**cfg).eval())
     codec.configure_tiling(tile_pixels=tile, overlap_pixels=tile // 4)
-    latents = torch.randn(1, 16, *codec.latent_shape(frames, size, size)[1:])
+    latents = torch.randn(1, *codec.latent_shape(frames, size, size))
     baseline = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS counter to the current RSS

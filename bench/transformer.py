@@ -77,11 +77,12 @@ def main() -> None:
     ours = JoVATransformer(cfg).eval()
     ours.load_state_dict(state_dict, strict=True)
 
-    video = torch.randn(1, 16, args.frames, args.size, args.size)
+    video = torch.randn(1, cfg.video_in_channels, args.frames, args.size, args.size)
     text = torch.randn(1, args.text_len, 256)
     t = torch.tensor([700.0])
-    seconds = (1 + (args.frames - 1) * cfg.video_temporal_stride) / cfg.default_fps
-    audio = torch.randn(1, 20, max(1, round(seconds * cfg.audio_latent_rate)))
+    geometry = cfg.geometry
+    seconds = geometry.video.num_frames(args.frames) / cfg.default_fps
+    audio = torch.randn(1, *geometry.audio.latent_shape(max(1, round(seconds * geometry.audio.latent_rate))))
 
     def diffusers_video_only():
         return wan(hidden_states=video, timestep=t, encoder_hidden_states=text)

@@ -27,13 +27,14 @@ def conditioning_tensor(conditioning, name: str) -> torch.Tensor:
     return conditioning[0][0]
 
 
-def latent_preview(video_x0: torch.Tensor) -> tuple[str, Image.Image, int]:
-    """A rough look at the middle frame of a predicted clean video latent (3 channels, contrast-stretched)."""
+def latent_preview(video_x0: torch.Tensor, cell_pixels: int) -> tuple[str, Image.Image, int]:
+    """A rough look at the middle frame of a predicted clean video latent (3 channels, contrast-stretched),
+    each latent cell drawn as cell_pixels x cell_pixels (the VAE's spatial stride)."""
     frame = video_x0[0, :3, video_x0.shape[2] // 2].float()  # [3, h, w]
     lo = frame.amin(dim=(1, 2), keepdim=True)
     hi = frame.amax(dim=(1, 2), keepdim=True)
     rgb = ((frame - lo) / (hi - lo).clamp_min(1e-6) * 255).byte().permute(1, 2, 0).cpu().numpy()
-    image = Image.fromarray(rgb).resize((rgb.shape[1] * 8, rgb.shape[0] * 8), Image.NEAREST)
+    image = Image.fromarray(rgb).resize((rgb.shape[1] * cell_pixels, rgb.shape[0] * cell_pixels), Image.NEAREST)
     return "JPEG", image, PREVIEW_MAX_SIZE
 
 
@@ -114,10 +115,11 @@ class JoVASampler(io.ComfyNode):
             notes += [note] if note else []
 
         bar = comfy.utils.ProgressBar(steps)
+        cell_pixels = model.config.geometry.video.spatial_stride
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()
-            preview = latent_preview(info.video_x0) if info.video_x0 is not None else None
+            preview = latent_preview(info.video_x0, cell_pixels) if info.video_x0 is not None else None
             bar.update_absolute(info.step + 1, info.total, preview)
 
         with model.on_device() as transformer:

@@ -253,3 +253,158 @@ def test_mouth_region_settings_are_checked_before_the_landmarks(monkeypatch):
     track = mouth.FaceTrack(track_id=0, points=np.zeros((3, 478, 2), np.float32))
     with pytest.raises(ValueError, match="margin must be >= 0"):
         mouth.mouth_regions(track, margin=-1.0)
+
+
+# -- training: recipes, data, steps --------------------------------------------------------
+
+TINY = dict(dim=16, num_heads=2, ffn_dim=32, freq_dim=16, text_dim=8, text_len=4)
+
+
+def _write_cache(cache_dir, frames_per_clip: list[int], fps: list[float] | None = None, size: int = 4) -> list[str]:
+    """Cached clips as the preprocessing writes them; clip i has frames_per_clip[i] latent
+    frames (audio: 3 latent frames per video latent frame)."""
+    from safetensors.torch import save_file
+
+    from jova_core.train.data import write_index
+
+    os.makedirs(cache_dir, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    paths = []
+    for i, frames in enumerate(frames_per_clip):
+        mask = torch.zeros(frames, size, size)
+        mask[:, size // 2:, 1:3] = 1.0
+        tensors = {"video": torch.randn(16, frames, size, size, generator=g), "audio": torch.randn(20, 3 * frames, generator=g),
+                   "text": torch.randn(4, 8, generator=g), "mouth_mask": mask,
+                   "fps": torch.tensor([fps[i] if fps else 8.0])}
+        paths.append(os.path.join(cache_dir, f"clip{i}.safetensors"))
+        save_file(tensors, paths[-1])
+    write_index(str(cache_dir), paths)
+    return paths
+
+
+def _recipe(path, **settings) -> str:
+    import json
+
+    base = dict(cache_dir="cache", output_dir="out", preset="tiny", model_overrides=TINY, steps=2, batch_size=2,
+                learning_rate=1e-2, save_every=0, seed=3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**base, **settings}))
+    return str(path)
+
+
+def test_clips_of_unequal_length_train_in_batches_cut_to_the_shortest_and_resume(tmp_path, capsys):
+    from jova_core.checkpoint import load_native
+    from jova_core.train.data import CachedClips
+    from jova_core.train.trainer import global_batch_indices
+
+    paths = _write_cache(tmp_path / "cache", [2, 3, 2, 3])
+    clips = CachedClips(paths)
+    batch = clips.batch([0, 1])
+    assert batch["video"].shape == (2, 16, 2, 4, 4) and batch["audio"].shape == (2, 20, 6)
+    assert batch["mouth_mask"].shape == (2, 2, 4, 4)
+    assert torch.equal(batch["video"][1], clips[1]["video"][:, :2]) and torch.equal(batch["audio"][1], clips[1]["audio"][:, :6])
+    # A process's part of a batch is cut to the whole batch's shortest (so DDP == one process).
+    part = clips.batch([1], global_batch=[0, 1])
+    assert all(torch.equal(part[k][0], batch[k][1]) for k in batch)
+    assert clips.batch([1])["video"].shape[2] == 3
+    assert "each batch is cut to its shortest clip" in clips.check_batchable()
+    # The recipe's batches mix lengths from the first step on.
+    mixed = [step for step in range(4) if len({p % 2 for p in global_batch_indices(step, 2, 4, 3)}) > 1]
+    assert mixed
+
+    recipe = _recipe(tmp_path / "recipe.json", steps=4)
+    assert main(["train", recipe, "--no-progress"]) == 0
+    assert "cut to its shortest clip" in capsys.readouterr().err
+    # Stopped at 2 and resumed to 4: the same weights.
+    resumed = _recipe(tmp_path / "resumed.json", steps=4, output_dir="out2")
+    assert main(["train", resumed, "--no-progress", "--steps", "2"]) == 0
+    os.remove(tmp_path / "out2" / "transformer.safetensors")
+    assert main(["train", resumed, "--no-progress"]) == 0
+    a = load_native(str(tmp_path / "out" / "transformer.safetensors")).state_dict()
+    b = load_native(str(tmp_path / "out2" / "transformer.safetensors")).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("frames, fps, size, message", [
+    ([2, 2], [8.0, 12.0], 4, "frame rate"),
+    ([2, 2], None, None, "(length aside)"),
+])
+def test_clips_that_cannot_share_a_batch_are_refused_before_training(tmp_path, capsys, frames, fps, size, message):
+    from jova_core.train.data import CachedClips
+
+    paths = _write_cache(tmp_path / "cache", frames, fps)
+    if size is None:  # a second clip of another frame size
+        _write_cache(tmp_path / "other", [2], size=8)
+        os.replace(tmp_path / "other" / "clip0.safetensors", paths[1])
+    with pytest.raises(ValueError, match=message):
+        CachedClips(paths).check_batchable()
+    assert main(["train", _recipe(tmp_path / "recipe.json"), "--no-progress"]) == 1
+    assert message in one_error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_steps_below_the_step_reached_are_refused(tmp_path, capsys):
+    _write_cache(tmp_path / "cache", [2, 2])
+    recipe = _recipe(tmp_path / "recipe.json", steps=3)
+    assert main(["train", recipe, "--no-progress"]) == 0
+    final = tmp_path / "out" / "transformer.safetensors"
+    before = final.read_bytes()
+    capsys.readouterr()
+    assert main(["train", recipe, "--no-progress", "--steps", "1"]) == 1
+    assert "already holds step 3" in one_error_line(capsys)
+    assert main(["train", recipe, "--no-progress"]) == 0  # the same steps: nothing to do, and says so
+    out = capsys.readouterr().out
+    assert "already trained to step 3" in out and "wrote" not in out
+    assert final.read_bytes() == before
+
+
+def test_recipe_default_folders_are_the_recipe_folders(tmp_path, monkeypatch):
+    import json
+
+    from jova_core.train.config import TrainConfig
+
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "recipe.json").write_text(json.dumps({"data_dir": "clips"}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = TrainConfig.from_file(os.path.join("..", "project", "recipe.json"))
+    assert os.path.samefile(os.path.dirname(cfg.cache_dir), tmp_path / "project") and cfg.cache_dir.endswith("cache")
+    assert os.path.samefile(os.path.dirname(cfg.output_dir), tmp_path / "project") and cfg.output_dir.endswith("output")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{steps: 3", "is not valid JSON"),
+    ('[{"steps": 3}]', "holds a JSON list"),
+    ('{"steps": "ten"}', "'steps' must be a whole number"),
+    ('{"steps": 2.5}', "'steps' must be a whole number"),
+    ('{"learning_rate": true}', "'learning_rate' must be a number"),
+    ('{"data_dir": 5}', "'data_dir' must be a string"),
+    ('{"model_overrides": []}', "'model_overrides' must be an object"),
+    ('{"stepz": 3}', "unknown training setting 'stepz'; did you mean 'steps'?"),
+    ('{"mixed_precision": "fp8"}', "mixed_precision must be"),
+    ('{"cache_dir": "nothing"}', "index.json not found"),
+    ('{"data_dir": "missing"}', "is not a folder"),
+    ('{"synthetic": {"clips": "many"}}', "synthetic: clips must be a number"),
+])
+def test_recipe_and_data_errors_are_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "recipe.json"
+    path.write_text(text)
+    assert main(["train", str(path), "--no-progress"]) == 1
+    assert message in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("captions, message", [
+    ("[{file: 1}]", "is not valid JSON"),
+    ('["a.mp4"]', "expected a JSON list of clips"),
+    ('[{"file": "a.mp4"}]', "has no video_caption"),
+])
+def test_caption_errors_are_one_line(tmp_path, capsys, captions, message):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "captions.json").write_text(captions)
+    assert main(["train", _recipe(tmp_path / "recipe.json", data_dir="clips"), "--no-progress"]) == 1
+    assert message in one_error_line(capsys)
+
+
+def test_a_missing_recipe_is_one_line(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nope.json")]) == 1
+    assert "recipe" in one_error_line(capsys)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (ValueError, KeyError, OSError) as err:  # the recipe, the data, the folders: one line, no traceback
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..train.config import TrainConfig
 
     overrides = {
@@ -46,5 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if result.history:
         last = result.history[-1]
         print(f"step {last['step']}: loss {last['loss']:.5f} (video {last['video']:.5f}, audio {last['audio']:.5f})")
-    print(f"wrote {result.final_path}")
+    if result.wrote_final:
+        print(f"wrote {result.final_path}")
+    else:
+        print(f"{result.final_path} is already trained to step {cfg.steps}; nothing to do (raise --steps to train on)")
     return 0

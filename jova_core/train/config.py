@@ -1,15 +1,23 @@
 """The training recipe: one JSON file, read into a dataclass (unknown keys are an error).
 
-Relative paths in the file are relative to the file's own folder, so a recipe can sit
-next to its data and be run from anywhere.
+Relative paths in the file (and the default cache_dir "cache" and output_dir "output")
+are relative to the file's own folder, so a recipe can sit next to its data and be run
+from anywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 from dataclasses import dataclass, field
+
+# A setting's annotation -> the JSON values it takes, and how a message names them.
+_TYPES = {"str": (str, "a string"), "dict": (dict, "an object {...}"), "int": (int, "a whole number"),
+          "float": ((int, float), "a number"), "bool": (bool, "true or false")}
+# Folders and files named in a recipe, read relative to the recipe's own folder.
+_PATHS = ("data_dir", "cache_dir", "output_dir", "init_checkpoint", "empty_text_embedding")
 
 
 @dataclass
@@ -90,6 +98,13 @@ class TrainConfig:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.type not in _TYPES:
+                continue
+            value = getattr(self, f.name)
+            types, name = _TYPES[f.type]
+            if not isinstance(value, types) or (isinstance(value, bool) and f.type != "bool"):
+                raise ValueError(f"the training setting {f.name!r} must be {name}, got {json.dumps(value)}")
         if self.mixed_precision not in ("no", "bf16"):
             raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.steps < 0 or self.batch_size < 1:
@@ -115,23 +130,41 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> "TrainConfig":
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        """The recipe at `path` (a JSON object of settings) with `overrides`; every mistake
+        in it is a one-line ValueError (FileNotFoundError when it is missing) naming it.
+        Its folders, the default cache_dir and output_dir included, are relative to it."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"recipe {path} not found")
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not a UTF-8 text file; a recipe is a JSON object of settings") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} holds a JSON {type(data).__name__}; a recipe is one object of settings, "
+                             '{"data_dir": "clips", "steps": 1000, ...}')
         data.update(overrides)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown training settings {unknown}; known ones: {sorted(known)}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in sorted(set(data) - set(fields)):
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "the settings are listed in jova_core/train/config.py"
+            raise ValueError(f"{path}: unknown training setting {key!r}; {hint}")
         base = os.path.dirname(os.path.abspath(path))
-        for key in ("data_dir", "cache_dir", "output_dir", "init_checkpoint", "empty_text_embedding"):
-            if data.get(key):
-                data[key] = os.path.join(base, data[key])
+        for key in _PATHS:
+            value = data.get(key, fields[key].default)
+            if value and isinstance(value, str):
+                data[key] = os.path.join(base, value)
         for key in ("video_codec", "audio_codec", "audio_vocoder"):
-            if data.get(key) and data[key] != "demo":
+            if data.get(key) and isinstance(data[key], str) and data[key] != "demo":
                 data[key] = os.path.join(base, data[key])
         if str(data.get("text_encoder", "")).startswith("umt5:"):
             data["text_encoder"] = "umt5:" + os.path.join(base, data["text_encoder"][len("umt5:"):])
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

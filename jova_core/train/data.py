@@ -64,16 +64,23 @@ def read_captions(path: str) -> list[ClipEntry]:
             rows = list(csv.DictReader(f))
         entries = [_entry(row.get("file", ""), row, path) for row in rows]
     else:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
         if isinstance(data, dict) and isinstance(data.get("clips"), list):
             data = data["clips"]
-        if isinstance(data, dict):
-            entries = [_entry(name, fields, path) for name, fields in data.items()]
-        elif isinstance(data, list):
-            entries = [_entry(item.get("file", ""), item, path) for item in data]
+        if isinstance(data, dict):  # file name -> captions
+            items = list(data.items())
+        elif isinstance(data, list):  # captions with their "file"
+            items = [(item.get("file", "") if isinstance(item, dict) else "", item) for item in data]
         else:
-            raise ValueError(f"{path}: expected a JSON list of clips or an object keyed by file name")
+            items = [("", data)]
+        if not all(isinstance(fields, dict) for _, fields in items):
+            raise ValueError(f"{path}: expected a JSON list of clips {{\"file\": ..., \"video_caption\": ...}} or an "
+                             "object mapping each file name to its captions")
+        entries = [_entry(str(name or ""), fields, path) for name, fields in items]
     if not entries:
         raise ValueError(f"{path} lists no clips")
     return entries
@@ -223,6 +230,11 @@ def read_index(cache_dir: str) -> list[str]:
         return [os.path.join(cache_dir, p) for p in json.load(f)]
 
 
+# Per cached tensor, its time axis: clips of one batch are cut to the batch's shortest
+# there (cutting each modality's tail keeps picture and sound aligned, both start at 0).
+TIME_AXES = {"video": 1, "mouth_mask": 0, "audio": -1}
+
+
 class CachedClips(torch.utils.data.Dataset):
     """The cached tensors of each clip; items are dicts of tensors without a batch axis.
 
@@ -243,20 +255,64 @@ class CachedClips(torch.utils.data.Dataset):
         with safe_open(self.paths[index], framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}
 
-    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+    def _length(self, index: int, key: str) -> int:
+        with safe_open(self.paths[index], framework="pt") as f:
+            return f.get_slice(key).get_shape()[TIME_AXES[key]]
+
+    def batch(self, indices: list[int], global_batch: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """The items stacked; clips of different lengths are cut to the shortest of
+        `global_batch` (default: these indices; in multi-process training, the whole batch
+        of the step, so that the result does not depend on the number of processes)."""
         items = [self[i] for i in indices]
         out = {}
         for key in items[0]:
-            shapes = {tuple(it[key].shape) for it in items}
+            tensors = [it[key] for it in items]
+            if key in TIME_AXES:
+                shortest = min(t.shape[TIME_AXES[key]] for t in tensors)
+                if global_batch is not None:
+                    shortest = min(self._length(i, key) for i in global_batch)
+                tensors = [t.narrow(TIME_AXES[key], 0, shortest) for t in tensors]
+            shapes = {tuple(t.shape) for t in tensors}
             if len(shapes) > 1:
                 raise ValueError(
-                    f"cached {key!r} differ in shape {sorted(shapes)}; clips in one batch must share "
-                    "size, frame count and duration (use batch_size 1 or make the clips uniform)"
+                    f"cached {key!r} differ in shape {sorted(shapes)}; clips in one batch must share their frame "
+                    "size and frame rate (use batch_size 1 or make the clips uniform)"
                 )
-            out[key] = torch.stack([it[key] for it in items])
+            out[key] = torch.stack(tensors)
         if self.empty_text is not None:
             out["empty_text"] = self.empty_text
         return out
+
+    def check_batchable(self) -> str:
+        """Before training with batches of several clips: refuse clips that cannot share a
+        batch (frame size, frame rate, text shape differ), reading only the files' headers
+        and frame rates. Returns a note when the lengths differ (batches are then cut to
+        their shortest clip), else ""."""
+        first: dict[str, tuple] = {}
+        lengths: dict[str, set[int]] = {}
+        for path in self.paths:
+            with safe_open(path, framework="pt") as f:
+                found = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+                if "fps" in found:
+                    found["fps"] = tuple(f.get_tensor("fps").tolist())
+            for key, shape in found.items():
+                axis = TIME_AXES.get(key)
+                if axis is not None:
+                    lengths.setdefault(key, set()).add(shape[axis])
+                    shape = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+                if key not in first:
+                    first[key] = (shape, path)
+                elif first[key][0] != shape:
+                    what = "frame rate" if key == "fps" else f"the size of their cached {key!r} (length aside)"
+                    raise ValueError(
+                        f"the cached clips differ in {what}: {list(first[key][0])} in {first[key][1]}, {list(shape)} "
+                        f"in {path}; clips trained in one batch must share it: make the clips alike or set batch_size 1"
+                    )
+        differ = {key: (min(v), max(v)) for key, v in lengths.items() if len(v) > 1}
+        if not differ:
+            return ""
+        spans = ", ".join(f"{key} {low}..{high}" for key, (low, high) in differ.items())
+        return f"the clips differ in length (latent frames: {spans}); each batch is cut to its shortest clip"
 
 
 def _read_empty_text(path: str, clip_path: str) -> torch.Tensor:

@@ -106,6 +106,11 @@ def synthetic_items(cfg: TrainConfig, encoder: LatentClipEncoder) -> list[CacheI
     unknown = set(spec) - SYNTHETIC_KEYS
     if unknown or "clips" not in spec:
         raise ValueError(f"synthetic needs 'clips' and takes only {sorted(SYNTHETIC_KEYS)}; got {sorted(spec)}")
+    wrong = [k for k, v in spec.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+             or (k in ("clips", "first_seed", "size") and v != int(v)) or v < 0]
+    if wrong or spec["clips"] < 1:
+        raise ValueError(f"synthetic: {', '.join(wrong) or 'clips'} must be a number >= 0 (clips, first_seed, size "
+                         f"whole, clips >= 1); got {json.dumps(spec)}")
     first = int(spec.pop("first_seed", 0))
     count = int(spec.pop("clips"))
     items = []
@@ -135,6 +140,8 @@ def cached_dataset(cfg: TrainConfig, show_progress: bool = True, progress=None) 
         from ..config import JoVAConfig
 
         model_cfg = JoVAConfig.from_json(read_metadata(cfg.init_checkpoint)["jova_config"])
+    if cfg.data_dir and not os.path.isdir(cfg.data_dir):
+        raise FileNotFoundError(f"data_dir {cfg.data_dir} is not a folder; point it at the folder of clips and captions")
     entries = [] if cfg.synthetic else read_captions(os.path.join(cfg.data_dir, cfg.captions))
     named = [e.file for e in entries if e.text_embedding]
     if cfg.text_encoder == "precomputed" and cfg.synthetic:

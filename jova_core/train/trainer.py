@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -45,6 +46,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     final_path: str = ""
     last_checkpoint: str = ""
+    wrote_final: bool = False  # False: the run was already at its steps, final_path is unchanged
 
 
 def build_model(cfg: TrainConfig) -> JoVATransformer:
@@ -120,12 +122,24 @@ def train(
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must divide by the number of processes ({world})")
     micro = cfg.batch_size // world
+    resume_from = latest_checkpoint(cfg.output_dir) if cfg.resume else ""
+    if resume_from:  # before the caching and the model: a run that cannot continue fails at once
+        with open(os.path.join(resume_from, "state.json"), encoding="utf-8") as f:
+            reached = int(json.load(f)["step"])
+        if reached > cfg.steps:
+            raise ValueError(f"{cfg.output_dir} already holds step {reached} ({os.path.basename(resume_from)}), past "
+                             f"the {cfg.steps} steps asked for: ask for more than {reached} steps to train on, or "
+                             "choose another output_dir to start again")
 
     if dataset is None:
         from .encode import cached_dataset
 
         with accelerator.main_process_first():  # the main process encodes; the others then find it cached
             dataset = cached_dataset(cfg, show_progress=show_progress and accelerator.is_main_process)
+    if cfg.batch_size > 1 and hasattr(dataset, "check_batchable"):
+        note = dataset.check_batchable()  # before the first mixed batch, not at it
+        if note and accelerator.is_main_process:
+            tqdm.write(note, file=sys.stderr)
     if cfg.caption_dropout and getattr(dataset, "empty_text", None) is None:
         raise ValueError(
             f"caption_dropout {cfg.caption_dropout} needs the encoded empty prompt, and the cache in {cfg.cache_dir} "
@@ -140,7 +154,6 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
 
     start, history_all = 0, []
-    resume_from = latest_checkpoint(cfg.output_dir) if cfg.resume else ""
     final_path = os.path.join(cfg.output_dir, FINAL_NAME)
     if not resume_from and os.path.exists(final_path):
         raise FileExistsError(
@@ -158,7 +171,8 @@ def train(
     for step in range(start, cfg.steps):
         indices = global_batch_indices(step, cfg.batch_size, len(dataset), cfg.seed)
         mine = list(range(rank * micro, (rank + 1) * micro))  # positions in the global batch
-        batch = {k: v.to(accelerator.device) for k, v in dataset.batch([indices[p] for p in mine]).items()}
+        mine_batch = dataset.batch([indices[p] for p in mine], indices)  # cut to the global batch's shortest clip
+        batch = {k: v.to(accelerator.device) for k, v in mine_batch.items()}
         noise = draw_noise(
             batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout,
             cfg.reference_probability, cfg.clean_audio_probability, cfg.clean_video_probability,
@@ -191,6 +205,7 @@ def train(
         result.last_checkpoint = _save_checkpoint(accelerator, cfg, model, optimizer, schedule, cfg.steps, history_all, lora)
         if accelerator.is_main_process:
             save_native(accelerator.unwrap_model(model), lora, final_path, metadata)
+        result.wrote_final = True
     accelerator.wait_for_everyone()
     result.final_path = final_path
     return result
