@@ -60,9 +60,9 @@ def clip_geometry(geometry: ModelGeometry, width: int, height: int, seconds: flo
     patch_f, patch_t = geometry.audio_patch
     if audio.frequency_bins % patch_f or audio.frequency_bins < patch_f:
         raise ValueError(
-            f"this model's audio patches span {patch_f} frequency bins but its config gives its audio latents "
-            f"{audio.frequency_bins}: a JavisDiT++ file converted before AudioLDM2 support; convert the release "
-            "again (python -m jova_core convert --format javisdit)"
+            f"this model's audio branch takes 2-D (frequency x time) audio latents in patches of {patch_f} "
+            f"frequency bins, but its config gives them {audio.frequency_bins}: a JavisDiT++ file converted before "
+            "AudioLDM2 support; convert the release again (python -m jova_core convert --format javisdit)"
         )
     multiple = geometry.pixel_multiple
     frames, height_r, width_r = valid_video_size(
