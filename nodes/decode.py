@@ -23,13 +23,15 @@ class JoVADecode(io.ComfyNode):
             category=CATEGORY,
             description="Decodes the video latents with the Wan2.1 VAE (core VAELoader) or a pack video codec, and the audio latents with the audio codec.",
             inputs=[
-                io.Latent.Input("latent"),
+                io.Latent.Input("latent", tooltip="From JoVA Sampler."),
                 JoVAAudioCodec.Input("audio_codec", optional=True, tooltip="Needed unless the latent has no audio."),
                 io.Vae.Input("vae", optional=True, tooltip="Wan2.1 VAE from the core VAELoader."),
                 JoVAVideoCodec.Input("video_codec", optional=True, tooltip="A pack video codec instead of 'vae'."),
                 io.Boolean.Input("tiled", default=False, tooltip="Decode video in spatial tiles to save memory."),
             ],
-            outputs=[io.Image.Output("images"), io.Audio.Output("audio"), io.Float.Output("fps")],
+            outputs=[io.Image.Output("images", tooltip="The video frames."),
+                     io.Audio.Output("audio", tooltip="The sound, as long as the video."),
+                     io.Float.Output("fps", tooltip="The clip's frame rate, for JoVA Mux.")],
         )
 
     @classmethod

@@ -19,7 +19,7 @@ from ..jova_core.demo import load_demo_model, load_demo_settings, reference_fram
 from ..jova_core.model.attention import BACKENDS
 from ..jova_core.text.demo import DemoTextEncoder
 from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
-from .paths import AUDIO_CODEC_FOLDERS, MODEL_FOLDERS, list_files, resolve
+from .paths import AUDIO_CODEC_FOLDERS, MODEL_FOLDERS, VIDEO_CODEC_FOLDERS, folder_names, list_files, resolve
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVideoCodec
 
 DEMO_MODEL = "demo: tiny CPU model (built in)"
@@ -62,6 +62,9 @@ def interruptible_progress(total_hint: int = 0):
 
 
 class JoVAModelLoader(io.ComfyNode):
+    # The model folders each file list reads (for tests and workflows' properties.models).
+    FILE_FOLDERS = {"model_name": MODEL_FOLDERS}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -74,7 +77,9 @@ class JoVAModelLoader(io.ComfyNode):
                 "Any other file stops with what it looks like."
             ),
             inputs=[
-                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS)),
+                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS),
+                               tooltip=f"A transformer file in {folder_names(MODEL_FOLDERS)}: native JoVA, or Wan2.1 "
+                                       "T2V / JavisDiT++ (converted on load). The demo needs no file."),
                 io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
                                tooltip="fp8 keeps weights in 8 bits and computes in bf16 (half of bf16's memory)."),
                 io.Combo.Input("attention", options=list(BACKENDS), default=BACKENDS[0],
@@ -84,7 +89,7 @@ class JoVAModelLoader(io.ComfyNode):
                 io.Int.Input("blocks_on_gpu", default=20, min=0, max=128,
                              tooltip="Blocks kept on the GPU with 'block swap' (the rest stream in per step)."),
             ],
-            outputs=[JoVAModel.Output("model")],
+            outputs=[JoVAModel.Output("model", tooltip="For JoVA Empty Latent and JoVA Sampler.")],
         )
 
     @classmethod
@@ -112,6 +117,8 @@ class JoVAModelLoader(io.ComfyNode):
 
 
 class JoVAAudioCodecLoader(io.ComfyNode):
+    FILE_FOLDERS = {"vae_name": AUDIO_CODEC_FOLDERS, "vocoder_name": AUDIO_CODEC_FOLDERS}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         files = list_files(AUDIO_CODEC_FOLDERS)
@@ -127,10 +134,14 @@ class JoVAAudioCodecLoader(io.ComfyNode):
                 "'demo' needs no files."
             ),
             inputs=[
-                io.Combo.Input("vae_name", options=[DEMO_CODEC] + files),
-                io.Combo.Input("vocoder_name", options=[NO_VOCODER] + files),
+                io.Combo.Input("vae_name", options=[DEMO_CODEC] + files,
+                               tooltip=f"MMAudio VAE in {folder_names(AUDIO_CODEC_FOLDERS)}: v1-16.pth (16 kHz) or "
+                                       "v1-44.pth (44.1 kHz); 'demo' needs no file."),
+                io.Combo.Input("vocoder_name", options=[NO_VOCODER] + files,
+                               tooltip=f"Its BigVGAN vocoder in {folder_names(AUDIO_CODEC_FOLDERS)}: best_netG.pt for "
+                                       "v1-16.pth, NVIDIA's bigvgan_v2_44khz_128band_512x generator for v1-44.pth."),
             ],
-            outputs=[JoVAAudioCodec.Output("audio_codec")],
+            outputs=[JoVAAudioCodec.Output("audio_codec", tooltip="For JoVA Sampler (a2v) and JoVA Decode.")],
         )
 
     @classmethod
@@ -146,6 +157,8 @@ class JoVAAudioCodecLoader(io.ComfyNode):
 
 
 class JoVAVideoCodecLoader(io.ComfyNode):
+    FILE_FOLDERS = {"codec_name": VIDEO_CODEC_FOLDERS}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -156,15 +169,17 @@ class JoVAVideoCodecLoader(io.ComfyNode):
                 "A pack video codec: the weight-free demo codec, or a Wan2.1 VAE file through diffusers. "
                 "With ComfyUI's own VAELoader (wan_2.1_vae.safetensors) you do not need this node."
             ),
-            inputs=[io.Combo.Input("codec_name", options=[DEMO_CODEC] + list_files(("vae",)))],
-            outputs=[JoVAVideoCodec.Output("video_codec")],
+            inputs=[io.Combo.Input("codec_name", options=[DEMO_CODEC] + list_files(VIDEO_CODEC_FOLDERS),
+                                   tooltip=f"A Wan2.1 VAE file in {folder_names(VIDEO_CODEC_FOLDERS)} (Wan2.1_VAE.pth or "
+                                           "wan_2.1_vae.safetensors); 'demo' needs no file.")],
+            outputs=[JoVAVideoCodec.Output("video_codec", tooltip="For JoVA Sampler and JoVA Decode.")],
         )
 
     @classmethod
     def execute(cls, codec_name: str) -> io.NodeOutput:
         if codec_name == DEMO_CODEC:
             return io.NodeOutput(DemoVideoCodec())
-        path = resolve(("vae",), codec_name)
+        path = resolve(VIDEO_CODEC_FOLDERS, codec_name)
         return io.NodeOutput(load_video_codec(path, device=comfy.model_management.unet_offload_device()))
 
 
@@ -180,10 +195,10 @@ class JoVATextEncoderLoader(io.ComfyNode):
                 "umT5-XXL: use the core CLIPLoader (type 'wan') instead."
             ),
             inputs=[
-                JoVAModel.Input("model"),
-                io.Combo.Input("encoder", options=[DemoTextEncoder.name]),
+                JoVAModel.Input("model", tooltip="The demo encoder is sized for this model's text width and length."),
+                io.Combo.Input("encoder", options=[DemoTextEncoder.name], tooltip="The demo's fixed hash encoder."),
             ],
-            outputs=[JoVATextEncoder.Output("text_encoder")],
+            outputs=[JoVATextEncoder.Output("text_encoder", tooltip="For JoVA Text Encode's text_encoder.")],
         )
 
     @classmethod
@@ -201,7 +216,7 @@ class JoVADemoReferenceImage(io.ComfyNode):
             category=CATEGORY,
             description="The first frame the CPU demo model animates (image -> video + audio): its synthetic astronaut.",
             inputs=[],
-            outputs=[io.Image.Output("image")],
+            outputs=[io.Image.Output("image", tooltip="For JoVA Sampler's reference_image.")],
         )
 
     @classmethod

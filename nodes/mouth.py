@@ -10,9 +10,10 @@ from __future__ import annotations
 import comfy.model_management
 import comfy.utils
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.latest import io
 
 from ..jova_core.geometry import WAN21_VAE
+from .display import show_text
 from .types import CATEGORY
 
 # The latent grid the mouth-area loss works on: Wan2.1's (and the demo codec's).
@@ -50,8 +51,11 @@ class JoVAMouthMaskPreview(io.ComfyNode):
                 io.Combo.Input("shape", options=["box", "polygon"], default="box", tooltip="Training uses 'box'."),
                 io.Combo.Input("faces", options=["largest", "all"], default="largest", tooltip="Training uses 'largest'."),
             ],
-            outputs=[io.Image.Output("overlay"), io.Mask.Output("mask"), io.Mask.Output("latent_mask"),
-                     io.String.Output("report")],
+            outputs=[io.Image.Output("overlay", tooltip="The frames with the weighted latent cells (red), lips (green) and mouth box (yellow)."),
+                     io.Mask.Output("mask", tooltip="The pixel mouth mask per frame."),
+                     io.Mask.Output("latent_mask", tooltip="The mask on the latent grid (1/8 size, 1 + (T-1)/4 frames): what the loss weights."),
+                     io.String.Output("report", tooltip="Frames without a face (also shown on the node).")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
@@ -93,7 +97,7 @@ class JoVAMouthMaskPreview(io.ComfyNode):
             report = f"a face in all {len(frames)} frames"
         else:
             report = f"no face in {len(missing)} of {len(frames)} frames: {_ranges(missing)}"
-        return io.NodeOutput(overlay, masks.pixel, masks.latent, report, ui=ui.PreviewText(report))
+        return io.NodeOutput(overlay, masks.pixel, masks.latent, report, ui=show_text(cls, report))
 
 
 def _ranges(indices: list[int]) -> str:

@@ -48,13 +48,16 @@ class JoVAMux(io.ComfyNode):
             description="Frames + sound -> a core VIDEO (audio cut to the video's length); optionally saves an MP4 (h264 + aac) to the output folder, never overwriting.",
             is_output_node=True,
             inputs=[
-                io.Image.Input("images"),
-                io.Float.Input("fps", default=16.0, min=1.0, max=120.0, step=1.0),
-                io.Audio.Input("audio", optional=True),
-                io.Boolean.Input("save_mp4", default=True),
-                io.String.Input("filename_prefix", default="JoVA/jova"),
+                io.Image.Input("images", tooltip="The frames, e.g. JoVA Decode's images."),
+                io.Float.Input("fps", default=16.0, min=1.0, max=120.0, step=1.0,
+                               tooltip="Frames per second; connect JoVA Decode's fps so sound and picture stay in step."),
+                io.Audio.Input("audio", optional=True, tooltip="The sound; cut to the video's length. Without it the video is silent."),
+                io.Boolean.Input("save_mp4", default=True,
+                                 tooltip="Also write an MP4 (H.264 + AAC) to ComfyUI's output folder; an existing file is never replaced."),
+                io.String.Input("filename_prefix", default="JoVA/jova",
+                                tooltip="Subfolder/name in the output folder; _00001, _00002, ... and .mp4 are added."),
             ],
-            outputs=[io.Video.Output("video")],
+            outputs=[io.Video.Output("video", tooltip="A core VIDEO (e.g. for core Save Video).")],
         )
 
     @classmethod

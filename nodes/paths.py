@@ -12,6 +12,7 @@ import folder_paths
 
 MODEL_FOLDERS = ("jova", "diffusion_models")
 AUDIO_CODEC_FOLDERS = ("jova_audio", "vae")
+VIDEO_CODEC_FOLDERS = ("vae",)
 WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
 
 
@@ -27,13 +28,17 @@ def list_files(folders: tuple[str, ...]) -> list[str]:
     return sorted(names)
 
 
+def folder_names(folders: tuple[str, ...]) -> str:
+    """("jova", "diffusion_models") -> "models/jova or models/diffusion_models"."""
+    return " or ".join(f"models/{f}" for f in folders)
+
+
 def resolve(folders: tuple[str, ...], name: str) -> str:
     for folder in folders:
         path = folder_paths.get_full_path(folder, name)
         if path is not None:
             return path
-    places = ", ".join(f"models/{f}" for f in folders)
-    raise FileNotFoundError(f"{name!r} is not in {places}; put the file there and refresh the node list")
+    raise FileNotFoundError(f"{name!r} is not in {folder_names(folders)}; put the file there and refresh the node list")
 
 
 register_model_folders()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import comfy.model_management
 import comfy.utils
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.latest import io
 from PIL import Image
 
 from ..jova_core.fit import audio_to_latents, fit_frames
@@ -13,6 +13,7 @@ from ..jova_core.latent import JoVALatent
 from ..jova_core.sampling import MODES, SOLVERS, sample
 from ..jova_core.sampling.modes import ABSENT, GENERATE, GIVEN
 from .codecs import on_device, pick_video_codec
+from .display import show_text
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVAVideoCodec
 
 PREVIEW_MAX_SIZE = 512
@@ -53,17 +54,26 @@ class JoVASampler(io.ComfyNode):
                 "(a second, audio-driven pass)."
             ),
             inputs=[
-                JoVAModel.Input("model"),
-                io.Conditioning.Input("positive"),
+                JoVAModel.Input("model", tooltip="From JoVA Model Loader."),
+                io.Conditioning.Input("positive", tooltip="The prompt, from JoVA Text Encode; both branches read it."),
                 io.Conditioning.Input("negative", tooltip="Negative prompt for both branches (or video only when negative_audio is connected)."),
-                io.Latent.Input("latent", tooltip="From JoVA Empty Latent."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
-                io.Int.Input("steps", default=30, min=1, max=200),
-                io.Combo.Input("sampler", options=list(SOLVERS), default="unipc"),
-                io.Float.Input("shift", default=5.0, min=0.1, max=20.0, step=0.1),
-                io.Float.Input("cfg_video", default=5.0, min=1.0, max=20.0, step=0.1),
-                io.Float.Input("cfg_audio", default=4.0, min=1.0, max=20.0, step=0.1),
-                io.Combo.Input("mode", options=list(MODES), default="t2va"),
+                io.Latent.Input("latent", tooltip="From JoVA Empty Latent (size and length), or an earlier JoVA Sampler for a second pass."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="The starting noise; the same seed gives the same clip on the same device."),
+                io.Int.Input("steps", default=30, min=1, max=200, tooltip="Denoising steps (more: slower, finer)."),
+                io.Combo.Input("sampler", options=list(SOLVERS), default="unipc",
+                               tooltip="unipc: good results in fewer steps; euler: the plain flow-matching step."),
+                io.Float.Input("shift", default=5.0, min=0.1, max=20.0, step=0.1,
+                               tooltip="Timestep shift of the flow-matching schedule: higher spends more steps on "
+                                       "coarse structure (Wan2.1: 5 at 480p)."),
+                io.Float.Input("cfg_video", default=5.0, min=1.0, max=20.0, step=0.1,
+                               tooltip="Guidance scale of the video branch (1 = none; both cfg at 1 skip the negative pass, half the work)."),
+                io.Float.Input("cfg_audio", default=4.0, min=1.0, max=20.0, step=0.1,
+                               tooltip="Guidance scale of the audio branch (1 = none)."),
+                io.Combo.Input("mode", options=list(MODES), default="t2va",
+                               tooltip="What is generated from what: t2va text -> video+audio, i2va image -> "
+                                       "video+audio, a2v audio -> lip-synced video, v2a video -> audio, t2v / i2v / "
+                                       "t2a one modality."),
                 io.Conditioning.Input("negative_audio", optional=True, tooltip="A separate negative prompt for the audio branch."),
                 io.Image.Input("reference_image", optional=True, tooltip="First frame for i2va / i2v (optional in a2v)."),
                 io.Audio.Input("audio", optional=True, tooltip="The sound to lip-sync to (a2v); without it, a2v uses the audio an earlier JoVA Sampler put in 'latent'."),
@@ -72,7 +82,8 @@ class JoVASampler(io.ComfyNode):
                 JoVAVideoCodec.Input("video_codec", optional=True, tooltip="A pack video codec instead of 'vae'."),
                 JoVAAudioCodec.Input("audio_codec", optional=True, tooltip="To encode the driving audio (a2v)."),
             ],
-            outputs=[io.Latent.Output("latent")],
+            outputs=[io.Latent.Output("latent", tooltip="Generated video and audio latents: to JoVA Decode, or a second JoVA Sampler.")],
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
@@ -140,4 +151,4 @@ class JoVASampler(io.ComfyNode):
         clip.audio = (out_audio if out_audio is not None else clip.audio).to(device)
         clip.video_absent, clip.audio_absent = roles.video == ABSENT, roles.audio == ABSENT
         clip.audio_sampled = roles.audio != ABSENT  # real sound now, not Empty Latent's zeros
-        return io.NodeOutput(clip.to_dict(keep=latent), ui=ui.PreviewText("\n".join(notes)) if notes else None)
+        return io.NodeOutput(clip.to_dict(keep=latent), ui=show_text(cls, "\n".join(notes)) if notes else None)

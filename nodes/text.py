@@ -31,7 +31,8 @@ class JoVATextEncode(io.ComfyNode):
                 io.String.Input("transcript", multiline=True, default="",
                                 tooltip="The words spoken; leave empty for clips without speech."),
             ],
-            outputs=[io.Conditioning.Output("conditioning"), io.String.Output("prompt")],
+            outputs=[io.Conditioning.Output("conditioning", tooltip="For JoVA Sampler's positive or negative."),
+                     io.String.Output("prompt", tooltip="The assembled prompt text that was encoded.")],
         )
 
     @classmethod

@@ -2,6 +2,8 @@
 
 import math
 import os
+import subprocess
+import wave
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 
 from jova_core.codecs.signals import syllables
 from jova_core.io import probe_media, read_audio, read_clip, to_uint8_frames, write_mp4
+from jova_core.io.ffmpeg import ffmpeg_exe
 from jova_core.io.mp4 import write_wav
 
 FPS = 12
@@ -130,3 +133,33 @@ def test_to_uint8_frames_reads_every_frame_layout():
     assert to_uint8_frames(pixels).dtype == np.uint8 and np.array_equal(to_uint8_frames(pixels), expected)
     with pytest.raises(ValueError, match=r"\[T,H,W,3\]"):
         to_uint8_frames(torch.zeros(2, 4, 4, 2))
+
+
+@pytest.mark.parametrize("channels, layout", [(1, "mono"), (2, "stereo"), (6, "5.1")])
+def test_saving_states_the_channel_layout(tmp_path, capfd, channels, layout):
+    """ffmpeg reads the WAV write_mp4 hands it without guessing its layout (it printed
+    "Guessed Channel Layout" on every save before), and the samples arrive unchanged."""
+    rng = np.random.default_rng(channels)
+    samples = rng.uniform(-0.9, 0.9, (4000, channels)).astype(np.float32)
+    wav = str(tmp_path / "a.wav")
+    write_wav(wav, samples, 16_000)
+    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", wav, "-f", "s16le", "-"], capture_output=True)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0 and "Guessed Channel Layout" not in stderr
+    assert f"16000 Hz, {layout}," in stderr
+    decoded = np.frombuffer(result.stdout, "<i2").reshape(-1, channels)
+    np.testing.assert_array_equal(decoded, (samples * 32767.0).round().astype(np.int16))
+    # The check can fail: a plain PCM WAV of the same samples leaves the layout to ffmpeg's guess.
+    with wave.open(str(tmp_path / "plain.wav"), "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(2)
+        f.setframerate(16_000)
+        f.writeframes(decoded.tobytes())
+    plain = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(tmp_path / "plain.wav"), "-f", "null", "-"],
+                           capture_output=True)
+    assert "Guessed Channel Layout" in plain.stderr.decode()
+    # A save says nothing about layouts on ffmpeg's stderr (write_mp4's ffmpeg inherits it).
+    capfd.readouterr()
+    path = write_mp4(str(tmp_path / "c.mp4"), moving_clip(6), FPS, torch.from_numpy(samples.T), 16_000)
+    assert "Guessed Channel Layout" not in capfd.readouterr().err
+    assert probe_media(path).of_kind("audio")[0].channels == channels

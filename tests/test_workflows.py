@@ -5,12 +5,18 @@ pack itself, through the ComfyUI stand-ins) or a core node from the table below 
 from ComfyUI v0.33.0's nodes.py / comfy_extras), or a UI-only note; widget values fit
 their inputs (count, type, range, options); links connect an existing output to an
 existing input of the same type and agree with the nodes' own link lists; a note names
-every model file the loaders expect.
+every model file the loaders expect. Layout, as ComfyUI's frontend draws it: no node
+rectangles intersect, before a run or after it (when samplers show a 512 px latent
+preview and nodes show their text or video), every node is at least as big as its
+title, sockets and widgets need, and notes show their text without scrolling.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +26,6 @@ from comfy_stubs import harness
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-
-
 
 # A combo whose options are the files in a models/ or input/ folder: any file name fits.
 FILES = "files"
@@ -42,12 +46,16 @@ class InputSpec:
     # Values the frontend stores after this widget's own: the seed's "control after
     # generate" choice, an upload button's state.
     extra_values: int = 0
+    multiline: bool = False
 
 
 @dataclass
 class NodeSpec:
     inputs: list[InputSpec]
     outputs: list[str] = field(default_factory=list)
+    title: str = ""
+    # Height of the image/video/audio widget a core media node draws under its widgets.
+    media_height: int = 0
 
     def input(self, name: str) -> InputSpec | None:
         return next((i for i in self.inputs if i.name == name), None)
@@ -69,16 +77,20 @@ CORE_NODES: dict[str, NodeSpec] = {
                             "ideogram4", "boogu", "krea2", "joyimage", "mage", "minimax"]),
             _combo("device", ["default", "cpu"], optional=True),
         ],
-        ["CLIP"],
+        ["CLIP"], "Load CLIP",
     ),
-    "CLIPTextEncode": NodeSpec([InputSpec("text", "STRING", widget=True), InputSpec("clip", "CLIP")], ["CONDITIONING"]),
-    "VAELoader": NodeSpec([_combo("vae_name", FILES)], ["VAE"]),
-    "LoadImage": NodeSpec([_combo("image", FILES, extra_values=1)], ["IMAGE", "MASK"]),
-    "LoadAudio": NodeSpec([_combo("audio", FILES, extra_values=2)], ["AUDIO"]),
-    "LoadVideo": NodeSpec([_combo("file", FILES, extra_values=1)], ["VIDEO"]),
-    "PreviewImage": NodeSpec([InputSpec("images", "IMAGE")], ["IMAGE"]),  # inherits SaveImage's IMAGE output
-    "PreviewAudio": NodeSpec([InputSpec("audio", "AUDIO")], ["AUDIO"]),
-    "MaskToImage": NodeSpec([InputSpec("mask", "MASK")], ["IMAGE"]),
+    "CLIPTextEncode": NodeSpec([InputSpec("text", "STRING", widget=True, multiline=True), InputSpec("clip", "CLIP")],
+                               ["CONDITIONING"],
+                               "CLIP Text Encode (Prompt)"),
+    "VAELoader": NodeSpec([_combo("vae_name", FILES)], ["VAE"], "Load VAE"),
+    "LoadImage": NodeSpec([_combo("image", FILES, extra_values=1)], ["IMAGE", "MASK"], "Load Image",
+                          media_height=220),
+    "LoadAudio": NodeSpec([_combo("audio", FILES, extra_values=2)], ["AUDIO"], "Load Audio", media_height=60),
+    "LoadVideo": NodeSpec([_combo("file", FILES, extra_values=1)], ["VIDEO"], "Load Video", media_height=220),
+    # PreviewImage inherits SaveImage's IMAGE output.
+    "PreviewImage": NodeSpec([InputSpec("images", "IMAGE")], ["IMAGE"], "Preview Image", media_height=220),
+    "PreviewAudio": NodeSpec([InputSpec("audio", "AUDIO")], ["AUDIO"], "Preview Audio", media_height=60),
+    "MaskToImage": NodeSpec([InputSpec("mask", "MASK")], ["IMAGE"], "Convert Mask to Image"),
 }
 
 
@@ -87,14 +99,15 @@ def spec_from_schema(schema, file_combos: set[str]) -> NodeSpec:
     inputs = []
     for i in schema.inputs:
         widget = i.io_type in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-        spec = InputSpec(i.id, i.io_type, widget=widget, optional=i.optional)
+        spec = InputSpec(i.id, i.io_type, widget=widget, optional=i.optional,
+                         multiline=bool(getattr(i, "multiline", False)))
         if i.io_type == "COMBO":
             spec.options = list(i.options) + ([FILES] if i.id in file_combos else [])
         if i.io_type in ("INT", "FLOAT"):
             spec.min, spec.max = i.min, i.max
             spec.extra_values = 1 if getattr(i, "control_after_generate", None) else 0
         inputs.append(spec)
-    return NodeSpec(inputs, [o.io_type for o in schema.outputs])
+    return NodeSpec(inputs, [o.io_type for o in schema.outputs], schema.display_name or schema.node_id)
 
 
 def widget_problems(node: dict, spec: NodeSpec) -> list[str]:
@@ -222,6 +235,125 @@ def to_api_prompt(workflow: dict, specs: dict[str, NodeSpec]) -> dict:
     return prompt
 
 
+# What ComfyUI's frontend (1.49, LiteGraph) draws. A node's pos is the top left of its
+# body; the title bar sits above it.
+TITLE_HEIGHT = 30
+SLOT_HEIGHT = 20  # one row of sockets
+WIDGET_HEIGHT = 20 + 4  # a widget and the gap after it
+MULTILINE_HEIGHT = 60 + 4  # a multiline text box, two lines readable
+WIDGETS_PADDING = 8 + 6
+CHAR_WIDTH = 14 * 0.6  # the frontend's estimate for its 14 px font, used for titles and labels
+WIDGET_VALUE_WIDTH = 42 + 2 * (15 + 6 + 10)  # a number widget's value and its arrows
+MIN_WIDTH_WITH_WIDGETS = 140 * 1.5
+MIN_SIZE_WITH_MULTILINE = (400, 200)  # the frontend's minNodeSize for a node with a text box
+# What a run adds under a node's widgets: a sampler's latent preview (up to 512 px tall:
+# nodes/sampler.py's PREVIEW_MAX_SIZE) and the text nodes show on themselves
+# (nodes/display.py; the frontend's text widget is at least 58 px tall); JoVA Mux shows
+# the saved video, as wide as the node (a square clip is as tall).
+PREVIEW_HEIGHT = 512
+TEXT_HEIGHT = 58 + 4
+# Notes: rendered markdown, 14 px text on 21 px lines.
+NOTE_LINE, NOTE_HEADING, NOTE_BLOCK_GAP, NOTE_PADDING, NOTE_CHAR_WIDTH = 21, 34, 12, 32, 8.0
+
+
+def run_growth(node: dict) -> float:
+    """How much taller a node is drawn after a run than before it."""
+    kind = node["type"]
+    if kind == "JoVASampler":
+        return PREVIEW_HEIGHT + TEXT_HEIGHT
+    if kind in ("JoVAEmptyLatent", "JoVAModelDefaults"):
+        return 2 * TEXT_HEIGHT  # several lines: the rounding and the latent shapes; the settings
+    if kind == "JoVAMouthMaskPreview":
+        return TEXT_HEIGHT
+    if kind == "JoVAMux":
+        return node["size"][0] + TEXT_HEIGHT
+    return 0
+
+
+def min_node_size(node: dict, spec: NodeSpec) -> tuple[float, float]:
+    """The smallest size the frontend would give the node (LGraphNode.computeSize)."""
+    title = node.get("title") or spec.title
+    sockets = [i for i in spec.inputs if not i.widget]
+    widgets = [i for i in spec.inputs if i.widget]
+    outputs = [o.get("name") or o["type"] for o in node.get("outputs", [])]
+    rows = max(1, len(sockets), len(outputs))
+    widget_height = sum((MULTILINE_HEIGHT if i.multiline else WIDGET_HEIGHT) + WIDGET_HEIGHT * i.extra_values
+                        for i in widgets)
+    height = rows * SLOT_HEIGHT + widget_height + (WIDGETS_PADDING if widgets else 6) + spec.media_height
+    label = lambda names: CHAR_WIDTH * max((len(n) for n in names), default=0)  # noqa: E731
+    width = max(
+        TITLE_HEIGHT * 1.33 + CHAR_WIDTH * len(title),
+        label([i.name for i in sockets]) + label(outputs) + 2 * SLOT_HEIGHT + 5,
+        label([i.name for i in widgets]) + WIDGET_VALUE_WIDTH if widgets else 0,
+        MIN_WIDTH_WITH_WIDGETS if widgets else 140,
+    )
+    if any(i.multiline for i in widgets):
+        width, height = max(width, MIN_SIZE_WITH_MULTILINE[0]), max(height, MIN_SIZE_WITH_MULTILINE[1])
+    return width, height
+
+
+def _wrapped_lines(text: str, width: float) -> int:
+    plain = re.sub(r"[`*]", "", text).strip()
+    return max(1, math.ceil(len(plain) * NOTE_CHAR_WIDTH / max(width, 1)))
+
+
+def markdown_height(text: str, width: float) -> float:
+    """About how tall a note's markdown renders at `width` px (headings, paragraphs, list
+    items, tables with equal columns that wrap their cells)."""
+    usable = width - NOTE_PADDING
+    height = 0.0
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.splitlines()
+        if all(line.lstrip().startswith("|") for line in lines):
+            rows = [line.strip().strip("|").split("|") for line in lines if not re.fullmatch(r"[\s|:-]+", line)]
+            cell_width = usable / max(len(r) for r in rows) - 16
+            height += sum(NOTE_LINE * max(_wrapped_lines(c, cell_width) for c in r) + 8 for r in rows)
+        else:
+            for item in re.split(r"\n(?=\s*(?:[-*] |#))", block):
+                if item.startswith("#"):
+                    height += NOTE_HEADING
+                else:
+                    indent = 24 if item.lstrip().startswith(("- ", "* ")) else 0
+                    height += NOTE_LINE * _wrapped_lines(" ".join(item.split()), usable - indent)
+        height += NOTE_BLOCK_GAP
+    return height
+
+
+def node_rect(node: dict, after_run: bool) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) as drawn: the title bar above pos, a run's additions below."""
+    (x, y), (w, h) = node["pos"], node["size"]
+    return x, y - TITLE_HEIGHT, x + w, y + h + (run_growth(node) if after_run else 0)
+
+
+def layout_problems(workflow: dict, specs: dict[str, NodeSpec]) -> list[str]:
+    problems = []
+    nodes = workflow["nodes"]
+    for node in nodes:
+        where = f"node {node['id']} ({node.get('title') or node['type']})"
+        w, h = node["size"]
+        if node["type"] in UI_ONLY_NODES:
+            text = str(node["widgets_values"][0])
+            need = markdown_height(text, w) + NOTE_PADDING
+            if h < need:
+                problems.append(f"{where}: its text needs about {need:.0f} px, the note is {h} px tall (scrolls)")
+            title = (node.get("title") or "").lower()
+            if "no model files" in text.lower() and "model files" in title:
+                problems.append(f"{where}: titled {node.get('title')!r} but says it needs no model files")
+            continue
+        min_w, min_h = min_node_size(node, specs[node["type"]])
+        if w < min_w or h < min_h:
+            problems.append(f"{where}: size {w}x{h}, its title, sockets and widgets need {min_w:.0f}x{min_h:.0f}")
+    for after_run in (False, True):
+        when = "after a run" if after_run else "before a run"
+        for a, b in itertools.combinations(nodes, 2):
+            la, ta, ra, ba = node_rect(a, after_run)
+            lb, tb, rb, bb = node_rect(b, after_run)
+            if la < rb and lb < ra and ta < bb and tb < ba:
+                problems.append(f"{when}: node {a['id']} ({a.get('title') or a['type']}) and node {b['id']} "
+                                f"({b.get('title') or b['type']}) overlap")
+    return problems
+
+
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory):
     with harness.comfy_stubs(tmp_path_factory.mktemp("comfyui")) as stubs:
@@ -241,6 +373,18 @@ def test_there_are_the_five_workflows():
     names = {p.stem for p in WORKFLOWS}
     assert {"jova_text_to_video_audio", "jova_image_to_video_audio", "jova_audio_to_video_lipsync",
             "jova_mouth_mask_preview", "jova_cpu_demo"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_has_a_small_thumbnail(path):
+    """ComfyUI's template browser shows <name>.jpg beside <name>.json."""
+    from PIL import Image
+
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{path.name} has no thumbnail {thumbnail.name}"
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG" and max(image.size) <= 512, (image.format, image.size)
+    assert thumbnail.stat().st_size <= 64 * 1024
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -265,6 +409,38 @@ def test_a_note_names_every_model_file(path, specs):
              for v in n.get("widgets_values", []) if isinstance(v, str) and v.lower().endswith(WEIGHT_SUFFIXES)]
     for name in files:
         assert name in notes, f"{path.name}: the note does not say where {name} goes"
+
+
+# The folder each core loader's file list reads (the frontend knows these for core nodes).
+CORE_FILE_FOLDERS = {"CLIPLoader": {"clip_name": ("text_encoders",)}, "VAELoader": {"vae_name": ("vae",)}}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_loaders_tell_the_missing_models_panel_their_folders(path, specs):
+    """Every model file a loader is set to has a properties.models entry (name, directory,
+    and a download url where the file is public) that ComfyUI's missing-models panel reads;
+    the directory is one the loader's list reads (FILE_FOLDERS for the pack's loaders)."""
+    table, _, _ = specs
+    workflow = json.loads(path.read_text())
+    prompt = to_api_prompt(workflow, table)
+    pack_nodes = sys.modules[harness.PACK_NAME + ".nodes"]
+    folders_of = dict(CORE_FILE_FOLDERS)
+    for node_cls in pack_nodes.NODES:
+        folders_of[node_cls.GET_SCHEMA().node_id] = getattr(node_cls, "FILE_FOLDERS", {})
+    for node in workflow["nodes"]:
+        if node["type"] in UI_ONLY_NODES:
+            continue
+        inputs = prompt[str(node["id"])]["inputs"]
+        files = {name: value for name, value in inputs.items()
+                 if isinstance(value, str) and value.lower().endswith(WEIGHT_SUFFIXES)}
+        entries = {m["name"]: m for m in node["properties"].get("models", [])}
+        where = f"{path.name} node {node['id']} ({node['type']})"
+        assert set(entries) == set(files.values()), where
+        for name, value in files.items():
+            entry = entries[value]
+            assert entry["directory"] in folders_of[node["type"]].get(name, ()), (where, name, entry)
+            if "url" in entry:
+                assert entry["url"].startswith("https://") and entry["url"].endswith("/" + value), (where, entry)
 
 
 def test_cpu_demo_workflow_needs_no_model_files(specs):
@@ -336,6 +512,41 @@ def test_cpu_demo_workflow_uses_the_demo_models_own_settings(specs):
     positive = next(t for t in by_type["JoVATextEncode"] if t["transcript"])
     assert core("text").format_prompt(positive["video_caption"], positive["audio_caption"], positive["transcript"]) == \
         core("demo").demo_prompt(positive["transcript"], settings)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_layout(path, specs):
+    """Nothing overlaps before or after a run (512 px sampler previews drawn), nodes are big
+    enough for their widgets, notes need no scrolling."""
+    table, _, _ = specs
+    assert layout_problems(json.loads(path.read_text()), table) == []
+
+
+def test_layout_check_catches_overlaps(specs):
+    """The layout check can fail: a long title, a node on another, a sampler whose preview
+    would cover the node under it, a node smaller than its widgets, a note that scrolls."""
+    table, _, _ = specs
+    good = json.loads((REPO / "workflows" / "jova_cpu_demo.json").read_text())
+    assert layout_problems(good, table) == []
+
+    def broken(edit):
+        wf = json.loads(json.dumps(good))
+        edit(wf)
+        return layout_problems(wf, table)
+
+    by_type = lambda wf, kind: next(n for n in wf["nodes"] if n["type"] == kind)  # noqa: E731
+    assert broken(lambda wf: by_type(wf, "JoVADecode").update(pos=list(by_type(wf, "JoVASampler")["pos"])))
+    assert broken(lambda wf: by_type(wf, "JoVASampler").update(title="JoVA Sampler " + "x" * 60))
+    assert broken(lambda wf: by_type(wf, "JoVASampler")["size"].__setitem__(1, 200))
+
+    def under_sampler(wf):
+        sampler, decode = by_type(wf, "JoVASampler"), by_type(wf, "JoVADecode")
+        decode["pos"] = [sampler["pos"][0], sampler["pos"][1] + sampler["size"][1] + TITLE_HEIGHT + 10]
+    problems = broken(under_sampler)
+    assert problems and all(p.startswith("after a run") for p in problems)
+    note = lambda wf: next(n for n in wf["nodes"] if n["type"] in UI_ONLY_NODES)  # noqa: E731
+    assert broken(lambda wf: note(wf)["size"].__setitem__(1, 120))
+    assert broken(lambda wf: note(wf).update(title="Read me: model files"))
 
 
 def test_javisdit_workflow_takes_the_models_own_settings(specs):

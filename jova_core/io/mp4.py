@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import wave
+import struct
 from contextlib import ExitStack
 
 import imageio_ffmpeg
@@ -52,13 +52,29 @@ def fit_audio(waveform, num_samples: int) -> np.ndarray:
     return np.ascontiguousarray(np.clip(waveform, -1.0, 1.0).T)
 
 
+# WAVE_FORMAT_EXTENSIBLE speaker masks (the channel layout a WAV states instead of leaving it to
+# the reader): mono is front centre; otherwise the first C speakers in WAVE order (FL, FR, FC,
+# LFE, BL, BR, FLC, FRC), so 2 is stereo and 6 is 5.1.
+MONO_MASK = 0x4
+PCM_SUBFORMAT = bytes.fromhex("0100000000001000800000aa00389b71")
+
+
+def channel_mask(channels: int) -> int:
+    return MONO_MASK if channels == 1 else (1 << channels) - 1
+
+
 def write_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
-    """samples [N, C] float -1..1 -> 16-bit PCM WAV."""
-    with wave.open(path, "wb") as f:
-        f.setnchannels(samples.shape[1])
-        f.setsampwidth(2)
-        f.setframerate(int(sample_rate))
-        f.writeframes((samples * 32767.0).round().astype("<i2").tobytes())
+    """samples [N, C] float -1..1 -> 16-bit PCM WAV that states its channel layout
+    (WAVE_FORMAT_EXTENSIBLE), so ffmpeg reads it without "Guessed Channel Layout"."""
+    channels = samples.shape[1]
+    data = (samples * 32767.0).round().astype("<i2").tobytes()
+    block = 2 * channels
+    fmt = struct.pack("<HHIIHHHHI16s", 0xFFFE, channels, int(sample_rate), int(sample_rate) * block, block, 16,
+                      22, 16, channel_mask(channels), PCM_SUBFORMAT)
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt)
+        f.write(b"data" + struct.pack("<I", len(data)) + data)
 
 
 def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | None = None,

@@ -1,7 +1,7 @@
 """Installs the ComfyUI stand-ins and loads the pack the way ComfyUI does, for node tests.
 
 Nothing here is a conftest: only test files that call ``comfy_stubs()`` see the fake
-``comfy`` / ``folder_paths`` / ``comfy_api`` modules, and only until the ``with`` block
+``comfy`` / ``folder_paths`` / ``comfy_api`` / ``server`` modules, and only until the ``with`` block
 ends, so other tests in the same session never import them by accident. If a real
 ComfyUI module is already imported, installation refuses instead of shadowing it.
 """
@@ -24,7 +24,7 @@ REPO = STUBS.parents[1]
 PACK_NAME = "comfyui_jova_pack_under_test"
 
 STUB_MODULES = ("comfy", "comfy.model_management", "comfy.model_patcher", "comfy.utils", "folder_paths",
-                "comfy_api", "comfy_api.latest", "comfy_api.latest.io", "comfy_api.latest.ui")
+                "comfy_api", "comfy_api.latest", "comfy_api.latest.io", "comfy_api.latest.ui", "server")
 
 
 def _exec_file(name: str, filename: str) -> ModuleType:
@@ -58,6 +58,7 @@ def comfy_stubs(base_dir: str | Path):
             setattr(comfy, part, _namespace_module(f"comfy.{part}", getattr(fake_comfy, part)))
         # utils.progress and model_management.loaded are lists shared by reference with the
         # namespaces, so tests read them on the module objects.
+        server = _exec_file("server", "fake_server.py")
         folder_paths = _exec_file("folder_paths", "fake_folder_paths.py")
         folder_paths.configure(str(base_dir))
         io = _exec_file("comfy_api.latest.io", "fake_io.py")
@@ -68,7 +69,7 @@ def comfy_stubs(base_dir: str | Path):
         comfy_api = ModuleType("comfy_api")
         comfy_api.latest = latest
         sys.modules["comfy_api"] = comfy_api
-        yield SimpleNamespace(comfy=comfy, folder_paths=folder_paths, io=io, ui=ui, latest=latest,
+        yield SimpleNamespace(comfy=comfy, folder_paths=folder_paths, io=io, ui=ui, latest=latest, server=server,
                               base_dir=Path(base_dir))
     finally:
         for name in (*STUB_MODULES, "_jova_fake_comfy"):
