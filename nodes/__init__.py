@@ -1,6 +1,7 @@
 """The pack's ComfyUI nodes (V3 schema), all in the "JoVA" menu category."""
 
 from .decode import JoVADecode
+from .defaults import JoVAModelDefaults
 from .latent import JoVAEmptyLatent
 from .loaders import (
     JoVAAudioCodecLoader,
@@ -23,6 +24,7 @@ NODES = (
     JoVATextEncoderLoader,
     JoVADemoReferenceImage,
     JoVATextEncode,
+    JoVAModelDefaults,
     JoVAEmptyLatent,
     JoVASampler,
     JoVADecode,
