@@ -1,8 +1,8 @@
-"""Video codecs for the nodes: ComfyUI's own Wan2.1 VAE object, or a jova_core codec.
+"""Video codecs for the nodes: ComfyUI's own Wan2.1 / Wan2.2 VAE object, or a jova_core codec.
 
 The JoVA LATENT holds normalised latents (the transformer's space). ComfyUI's VAE object
-works on raw Wan latents, so it is wrapped here with Wan2.1's published per-channel
-normalisation, the same constants jova_core's Wan codec uses.
+works on raw Wan latents, so it is wrapped here with the published per-channel
+normalisation of its variant (Wan2.2's is MagiHuman's), the constants jova_core's Wan codec uses.
 """
 
 from __future__ import annotations
@@ -13,33 +13,35 @@ import comfy.model_management
 import torch
 
 from ..jova_core.codecs.base import VideoCodec
-from ..jova_core.geometry import VIDEO_GEOMETRIES, WAN21_VAE, VideoLatentGeometry
+from ..jova_core.geometry import VIDEO_GEOMETRIES, WAN21_VAE, WAN22_VAE, VideoLatentGeometry
 
 # Spatial tile for tiled decoding, in pixels (ComfyUI's VAEDecodeTiled defaults).
 TILE_PIXELS, TILE_OVERLAP_PIXELS = 512, 64
 
 
 class CoreVAEVideoCodec(VideoCodec):
-    """ComfyUI's VAE (core VAELoader with wan_2.1_vae.safetensors) behind jova_core's VideoCodec."""
+    """ComfyUI's VAE (core VAELoader with wan_2.1_vae / wan2.2_vae .safetensors) behind jova_core's VideoCodec."""
 
     def __init__(self, vae):
         channels = getattr(vae, "latent_channels", None)
         temporal = vae.temporal_compression_decode() if hasattr(vae, "temporal_compression_decode") else None
         spatial = vae.spacial_compression_decode() if hasattr(vae, "spacial_compression_decode") else None
         found = VideoLatentGeometry(channels, temporal, spatial)
-        if found != WAN21_VAE:
+        if found not in (WAN21_VAE, WAN22_VAE):
             known = next((f" (the {g.name}'s)" for g in VIDEO_GEOMETRIES if g == found), "")
             raise ValueError(
                 f"this VAE has {channels} latent channels, {temporal}x temporal and {spatial}x spatial "
                 f"compression{known}; JoVA needs the Wan2.1 VAE ({WAN21_VAE.channels} channels, "
-                f"{WAN21_VAE.temporal_stride}x, {WAN21_VAE.spatial_stride}x): load "
-                "wan_2.1_vae.safetensors with the core VAELoader (the Wan2.2 VAE will not work)"
+                f"{WAN21_VAE.temporal_stride}x, {WAN21_VAE.spatial_stride}x) or, for MagiHuman, the Wan2.2 VAE "
+                f"({WAN22_VAE.channels} channels, {WAN22_VAE.spatial_stride}x): load wan_2.1_vae.safetensors or "
+                "wan2.2_vae.safetensors with the core VAELoader"
             )
         self.vae = vae
+        self.geometry = WAN21_VAE if found == WAN21_VAE else WAN22_VAE
         # Imported here: it loads diffusers' Wan VAE model code, which only this path needs.
         from ..jova_core.codecs.wan_vae import wan_vae_config
 
-        config = wan_vae_config()
+        config = wan_vae_config(found.channels)
         self.latents_mean = torch.tensor(config["latents_mean"], dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.latents_std = torch.tensor(config["latents_std"], dtype=torch.float32).view(1, -1, 1, 1, 1)
 

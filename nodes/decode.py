@@ -21,11 +21,11 @@ class JoVADecode(io.ComfyNode):
             node_id="JoVADecode",
             display_name="JoVA Decode",
             category=CATEGORY,
-            description="Decodes the video latents with the Wan2.1 VAE (core VAELoader) or a pack video codec, and the audio latents with the audio codec.",
+            description="Decodes the video latents with the Wan VAE (core VAELoader) or a pack video codec, and the audio latents with the audio codec (mono or stereo, at the codec's output rate).",
             inputs=[
                 io.Latent.Input("latent", tooltip="From JoVA Sampler."),
                 JoVAAudioCodec.Input("audio_codec", optional=True, tooltip="Needed unless the latent has no audio."),
-                io.Vae.Input("vae", optional=True, tooltip="Wan2.1 VAE from the core VAELoader."),
+                io.Vae.Input("vae", optional=True, tooltip="Wan2.1 or Wan2.2 VAE from the core VAELoader."),
                 JoVAVideoCodec.Input("video_codec", optional=True, tooltip="A pack video codec instead of 'vae'."),
                 io.Boolean.Input("tiled", default=False, tooltip="Decode video in spatial tiles to save memory."),
             ],
@@ -52,7 +52,7 @@ class JoVADecode(io.ComfyNode):
             if audio_codec is None:
                 raise ValueError("the latent has audio: connect 'audio_codec' (JoVA Audio Codec Loader)")
             with on_device(audio_codec):
-                waveform = audio_codec.decode(clip.audio.to(device)).float().cpu()  # [B, 1, N]
-            waveform = waveform[..., : round(seconds * audio_codec.sample_rate)]
-            audio = {"waveform": waveform, "sample_rate": int(audio_codec.sample_rate)}
+                waveform = audio_codec.decode(clip.audio.to(device)).float().cpu()  # [B, 1 or 2, N]
+            rate = int(audio_codec.decoded_sample_rate)
+            audio = {"waveform": waveform[..., : round(seconds * rate)], "sample_rate": rate}
         return io.NodeOutput(images, audio, fps)

@@ -24,7 +24,7 @@ from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVid
 
 DEMO_MODEL = "demo: tiny CPU model (built in)"
 DEMO_CODEC = "demo (built in, no weights)"
-NO_VOCODER = "(none: demo codec)"
+NO_VOCODER = "(none: demo or Stable Audio Open)"
 
 WEIGHT_DTYPES = {
     "default": None,  # bf16 on a GPU that supports it, else fp32
@@ -132,7 +132,9 @@ class JoVAAudioCodecLoader(io.ComfyNode):
             description=(
                 "MMAudio VAE + BigVGAN vocoder pair from models/jova_audio or models/vae: v1-16.pth with "
                 "MMAudio's best_netG.pt (16 kHz), or v1-44.pth with NVIDIA's bigvgan_v2_44khz_128band_512x "
-                "(44.1 kHz); the variant is read from the files. 'demo' needs no files."
+                "(44.1 kHz); or Stable Audio Open 1.0's VAE alone (MagiHuman's stereo codec: model.safetensors "
+                "or vae/diffusion_pytorch_model.safetensors, no vocoder). The variant is read from the files. "
+                "'demo' needs no files."
             ),
             inputs=[
                 io.Combo.Input("vae_name", options=[DEMO_CODEC] + files,
@@ -149,9 +151,8 @@ class JoVAAudioCodecLoader(io.ComfyNode):
     def execute(cls, vae_name: str, vocoder_name: str) -> io.NodeOutput:
         if vae_name == DEMO_CODEC:
             return io.NodeOutput(DemoAudioCodec())
-        if vocoder_name == NO_VOCODER:
-            raise ValueError(f"{vae_name} needs its vocoder: pick the matching BigVGAN file in 'vocoder_name'")
-        codec = load_audio_codec(resolve(AUDIO_CODEC_FOLDERS, vae_name), resolve(AUDIO_CODEC_FOLDERS, vocoder_name),
+        vocoder = None if vocoder_name == NO_VOCODER else resolve(AUDIO_CODEC_FOLDERS, vocoder_name)
+        codec = load_audio_codec(resolve(AUDIO_CODEC_FOLDERS, vae_name), vocoder,
                                  device=comfy.model_management.unet_offload_device())
         return io.NodeOutput(codec)
 
@@ -166,8 +167,9 @@ class JoVAVideoCodecLoader(io.ComfyNode):
             display_name="JoVA Video Codec Loader",
             category=CATEGORY,
             description=(
-                "A pack video codec: the weight-free demo codec, or a Wan2.1 VAE file through diffusers. "
-                "With ComfyUI's own VAELoader (wan_2.1_vae.safetensors) you do not need this node."
+                "A pack video codec: the weight-free demo codec, or a Wan2.1 / Wan2.2 VAE file through diffusers "
+                "(told apart by contents; Wan2.2 is MagiHuman's). With ComfyUI's own VAELoader "
+                "(wan_2.1_vae / wan2.2_vae .safetensors) you do not need this node."
             ),
             inputs=[io.Combo.Input("codec_name", options=[DEMO_CODEC] + list_files(VIDEO_CODEC_FOLDERS),
                                    tooltip=f"A Wan2.1 VAE file in {folder_names(VIDEO_CODEC_FOLDERS)} (Wan2.1_VAE.pth or "

@@ -623,7 +623,7 @@ def test_mouth_preview_matches_training_masks_and_reports_missing_faces(env):
     face = face.permute(1, 2, 0).clamp(0, 1)
     frames = torch.cat([face.expand(5, -1, -1, -1), torch.full((2, 256, 256, 3), 0.5)])
     overlay, mask, latent_mask, report = run_node(env.n.JoVAMouthMaskPreview, images=frames, margin=0.25,
-                                                  shape="box", faces="largest").args
+                                                  shape="box", faces="largest", face_model="built-in").args
     assert report == "no face in 2 of 7 frames: 5-6"
     mouth = env.core("mouth")
     # The training path (jova_core.train.encode): landmarks -> pixel box -> latent grid.
@@ -639,3 +639,27 @@ def test_mouth_preview_matches_training_masks_and_reports_missing_faces(env):
     assert less_green[cells.bool()].mean() > 0.1 and less_green[~near].abs().max() < 0.01
     with pytest.raises(ValueError, match="multiples of 8"):
         env.n.JoVAMouthMaskPreview.execute(images=frames[:, :250, :250], margin=0.25, shape="box", faces="largest")
+
+
+def test_mouth_preview_face_models_come_from_models_jova(env):
+    """'built-in' (the shipped model) first, then every .task file in models/jova; a chosen
+    file that is gone gets a message naming the folder to put it in."""
+    from skimage.data import astronaut
+
+    folder = env.base_dir / "models" / "jova"
+    folder.mkdir(exist_ok=True)
+    shipped = env.core("mouth.face_model").SHIPPED
+    (folder / "my_face_landmarker.task").write_bytes(shipped.read_bytes())
+    (folder / "notes.txt").write_text("not a model")
+    options = {i.id: i for i in env.n.JoVAMouthMaskPreview.GET_SCHEMA().inputs}["face_model"].options
+    assert options == ["built-in", "my_face_landmarker.task"]
+
+    face = torch.from_numpy(astronaut()[:256:2, 128:384:2].copy()).float()[None] / 255.0  # 128x128, face centred
+    kwargs = dict(images=face, margin=0.25, shape="box", faces="largest")
+    built_in = run_node(env.n.JoVAMouthMaskPreview, face_model="built-in", **kwargs).args
+    own = run_node(env.n.JoVAMouthMaskPreview, face_model="my_face_landmarker.task", **kwargs).args
+    assert own[3] == built_in[3] == "a face in all 1 frames"
+    assert torch.equal(own[2], built_in[2])  # same networks: the same latent-grid mask
+    (folder / "my_face_landmarker.task").unlink()
+    with pytest.raises(FileNotFoundError, match=f"not in models/jova; put the file in {folder}"):
+        env.n.JoVAMouthMaskPreview.execute(face_model="my_face_landmarker.task", **kwargs)

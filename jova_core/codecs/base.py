@@ -75,13 +75,20 @@ class VideoCodec(ABC):
 
 class AudioCodec(ABC):
     """waveform [B, C, N] (or [C, N]) at any rate  <->  latents [B, latent_channels, T_lat]
-    of `geometry`; decode gives mono [B, 1, N] at `sample_rate`."""
+    of `geometry`; the encoder works at `sample_rate`, decode gives
+    [B, geometry.waveform_channels, N] at `decoded_sample_rate` (the same rate unless a
+    codec resamples its output, as Stable Audio Open's 51.2 -> 44.1 kHz does)."""
 
     geometry: AudioLatentGeometry
 
     @property
     def sample_rate(self) -> int:
         return self.geometry.sample_rate
+
+    @property
+    def decoded_sample_rate(self) -> int:
+        """Rate of decode()'s waveform."""
+        return self.sample_rate
 
     @property
     def latent_rate(self) -> float:
@@ -106,8 +113,8 @@ class AudioCodec(ABC):
         return self.geometry.latent_frames(seconds)
 
     def num_samples(self, latent_frames: int) -> int:
-        """Samples decode() returns for `latent_frames` latent frames."""
-        return self.geometry.num_samples(latent_frames)
+        """Samples decode() returns for `latent_frames` latent frames (at decoded_sample_rate)."""
+        return round(self.geometry.num_samples(latent_frames) * self.decoded_sample_rate / self.sample_rate)
 
     def prepare_waveform(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """[B,C,N] or [C,N] at `sample_rate` -> mono [B, N] at self.sample_rate, clamped to [-1, 1]."""

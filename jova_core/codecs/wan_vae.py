@@ -1,39 +1,85 @@
-"""Wan2.1 video VAE (diffusers `AutoencoderKLWan`) behind the VideoCodec interface.
+"""Wan2.1 and Wan2.2 video VAEs (diffusers `AutoencoderKLWan`) behind the VideoCodec interface.
 
-Reads the original `Wan2.1_VAE.pth` or ComfyUI's `wan_2.1_vae.safetensors` (same key
-names) fully offline: the architecture comes from the config shipped in
-`configs/wan2.1_vae.json`, the renaming from diffusers' own single-file converter, and
-every key is checked before loading (no silent random initialisation).
+Reads the original `Wan2.1_VAE.pth` / `Wan2.2_VAE.pth` or ComfyUI's `wan_2.1_vae.safetensors` /
+`wan2.2_vae.safetensors` (same key names) fully offline. The variant is read off the file's
+contents (latent channels of `conv2`, the post-quant conv: 16 = Wan2.1, 48 = Wan2.2); the
+architecture comes from the config shipped in `configs/`, and every key is checked before
+loading (no silent random initialisation).
+
+Wan2.2 (MagiHuman's video codec): 48 channels, a 2x2 pixel patchify inside, residual
+down/up blocks -> stride 4 x 16 x 16; the same normalisation (mu - mean) / std with its
+own 48-value tables (reference magihuman.md "Codecs").
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-from ..geometry import VideoLatentGeometry
+from ..geometry import VIDEO_GEOMETRIES, VideoLatentGeometry
 from ..weights import build_exactly, read_state_dict, strip_prefix
 from .base import VideoCodec
 
-CONFIG_PATH = os.path.join(os.path.dirname(__file__), "configs", "wan2.1_vae.json")
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
+# Latent channels (z_dim) -> the shipped config of that VAE.
+CONFIG_BY_CHANNELS = {16: "wan2.1_vae.json", 48: "wan2.2_vae.json"}
 # Keys only the Wan VAE family has; used to tell it apart from other files.
 _SIGNATURE_KEYS = ("encoder.conv1.weight", "decoder.conv1.weight", "conv1.weight", "conv2.weight")
 
 
-def wan_vae_config() -> dict:
-    with open(CONFIG_PATH) as f:
+def wan_vae_config(channels: int = 16) -> dict:
+    """The shipped AutoencoderKLWan config of the Wan VAE with `channels` latent channels."""
+    with open(os.path.join(CONFIG_DIR, CONFIG_BY_CHANNELS[channels])) as f:
         return json.load(f)
+
+
+def wan_vae_channels(state_dict: dict[str, torch.Tensor]) -> int:
+    """Latent channels of a Wan VAE state dict (original key names): conv2 maps z -> z."""
+    return state_dict["conv2.weight"].shape[0]
+
+
+def _nested_to_diffusers(key: str) -> str | None:
+    """Wan2.2's nested block names -> diffusers', or None for a key outside them.
+
+    The original nests `encoder.downsamples.i.downsamples.j` (and `decoder.upsamples.i.upsamples.j`):
+    j < the block's resnet count are residual blocks, the last j its resampler."""
+    match = re.match(r"(encoder|decoder)\.(down|up)samples\.(\d+)\.(?:down|up)samples\.(\d+)\.(.+)$", key)
+    if match is None:
+        return None
+    part, way, block, inner, rest = match.groups()
+    prefix = f"{part}.{way}_blocks.{block}"
+    if rest.startswith(("resample.", "time_conv.")):
+        return f"{prefix}.{way}sampler.{rest}"
+    rest = rest.replace("shortcut.", "conv_shortcut.")
+    for old, new in _RESIDUAL_NAMES.items():
+        rest = rest.replace(old, new)
+    return f"{prefix}.resnets.{inner}.{rest}"
+
+
+# Original residual-block layer indices (norm, SiLU, conv, norm, SiLU, dropout, conv) -> diffusers names.
+_RESIDUAL_NAMES = {"residual.0.": "norm1.", "residual.2.": "conv1.", "residual.3.": "norm2.", "residual.6.": "conv2."}
+
+
+def convert_wan22_vae_to_diffusers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Wan2.2 VAE original key names -> AutoencoderKLWan's. The nested blocks are renamed
+    here; everything else (convs in/out, middle, head, quant convs) is named as in Wan2.1,
+    so diffusers' own converter renames it."""
+    nested = {new: v for k, v in state_dict.items() if (new := _nested_to_diffusers(k)) is not None}
+    rest = {k: v for k, v in state_dict.items() if _nested_to_diffusers(k) is None}
+    return {**convert_wan_vae_to_diffusers(rest), **nested}
 
 
 def wan_vae_geometry(config) -> VideoLatentGeometry:
     """The latent grid of an AutoencoderKLWan config: z_dim channels, 2 per temporal
     downsampling, 2 per spatial level times the pixel patchify (Wan2.2's 2x2)."""
     spatial = 2 ** (len(config.dim_mult) - 1) * (config.patch_size or 1)
-    return VideoLatentGeometry(config.z_dim, 2 ** sum(config.temperal_downsample), spatial, name="Wan VAE")
+    found = VideoLatentGeometry(config.z_dim, 2 ** sum(config.temperal_downsample), spatial, name="Wan VAE")
+    return next((known for known in VIDEO_GEOMETRIES if known == found), found)
 
 
 def is_wan_vae_state_dict(state_dict: dict[str, torch.Tensor]) -> bool:
@@ -48,20 +94,29 @@ def wan_vae_from_state_dict(
     if not is_wan_vae_state_dict(state_dict):
         sample = ", ".join(sorted(state_dict)[:5])
         raise ValueError(
-            f"{source} is not a Wan2.1 VAE (no encoder.conv1 / encoder.downsamples.* / conv1 / conv2 keys; "
-            f"it starts with: {sample}). Pick Wan2.1_VAE.pth or wan_2.1_vae.safetensors "
-            "(the Wan2.2 VAE and other VAEs are not supported)."
+            f"{source} is not a Wan VAE (no encoder.conv1 / encoder.downsamples.* / conv1 / conv2 keys; "
+            f"it starts with: {sample}). Pick Wan2.1_VAE.pth / wan_2.1_vae.safetensors or "
+            "Wan2.2_VAE.pth / wan2.2_vae.safetensors (other VAEs are not supported)."
         )
-    converted = convert_wan_vae_to_diffusers(state_dict)
-    cfg = {k: v for k, v in (config or wan_vae_config()).items() if not k.startswith("_")}
-    # The width comes from the file (tiny test models); the rest of the architecture is Wan2.1's.
+    channels = wan_vae_channels(state_dict)
+    if config is None and channels not in CONFIG_BY_CHANNELS:
+        raise ValueError(
+            f"{source} is a Wan-style VAE with {channels} latent channels; only the Wan2.1 (16) and "
+            "Wan2.2 (48) VAEs are supported: pick Wan2.1_VAE.pth or Wan2.2_VAE.pth."
+        )
+    cfg = {k: v for k, v in (config or wan_vae_config(channels)).items() if not k.startswith("_")}
+    converted = (convert_wan22_vae_to_diffusers if cfg["is_residual"] else convert_wan_vae_to_diffusers)(state_dict)
+    # The widths come from the file (tiny test models); the rest of the architecture is the config's.
     cfg["base_dim"] = state_dict["encoder.conv1.weight"].shape[0]
+    if cfg.get("decoder_base_dim") is not None:
+        cfg["decoder_base_dim"] = state_dict["decoder.conv1.weight"].shape[0] // cfg["dim_mult"][-1]
     vae = build_exactly(lambda: AutoencoderKLWan(**cfg), converted, source, dtype)
     return vae.to(device).eval()
 
 
 class WanVideoCodec(VideoCodec):
-    """Wan2.1 VAE with the published per-channel latent normalisation z_n = (z - mean) / std."""
+    """Wan2.1 / Wan2.2 VAE with the published per-channel latent normalisation
+    z_n = (z - mean) / std (MagiHuman's for Wan2.2); decode clamps pixels to [-1, 1]."""
 
     def __init__(self, vae: AutoencoderKLWan):
         self.vae = vae
@@ -114,5 +169,5 @@ class WanVideoCodec(VideoCodec):
 
 
 def load_wan_video_codec(path: str, dtype=None, device="cpu") -> WanVideoCodec:
-    state_dict = read_state_dict(path, what="a Wan2.1 VAE (Wan2.1_VAE.pth or wan_2.1_vae.safetensors)")
+    state_dict = read_state_dict(path, what="a Wan VAE (Wan2.1_VAE.pth or Wan2.2_VAE.pth)")
     return WanVideoCodec(wan_vae_from_state_dict(state_dict, path, dtype=dtype, device=device))
