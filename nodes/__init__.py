@@ -1,6 +1,7 @@
 """The pack's ComfyUI nodes (V3 schema), all in the "JoVA" menu category."""
 
 from .decode import JoVADecode
+from .defaults import JoVAModelDefaults
 from .extend import JoVAExtend
 from .latent import JoVAEmptyLatent
 from .loaders import (
@@ -24,6 +25,7 @@ NODES = (
     JoVATextEncoderLoader,
     JoVADemoReferenceImage,
     JoVATextEncode,
+    JoVAModelDefaults,
     JoVAEmptyLatent,
     JoVASampler,
     JoVAExtend,
