@@ -233,3 +233,26 @@ def test_clean_context_training_runs_and_settings_are_checked(tmp_path):
     path.write_text(json.dumps({"clean_context_frame": 2}))
     with pytest.raises(ValueError, match="did you mean 'clean_context_frames'"):
         TrainConfig.from_file(str(path))
+
+
+def test_two_dimensional_audio_is_held_in_whole_time_patches():
+    """AudioLDM2-style audio [B, C, bins, T] at 25 latent frames/s, patched 2 x 2 in
+    (bins, time): the held audio is whole time patches, on every bin."""
+    overrides = dict(audio_in_channels=8, audio_out_channels=8, audio_frequency_bins=4, audio_patch_size=(2, 2),
+                     audio_latent_rate=25.0)
+    torch.manual_seed(0)
+    model = build_model(TrainConfig(preset="tiny", model_overrides={**TINY, **overrides}))
+    g = torch.Generator().manual_seed(3)
+    batch = {"video": torch.randn(2, 16, 4, 4, 4, generator=g), "audio": torch.randn(2, 8, 4, 40, generator=g),
+             "text": torch.randn(2, 4, 8, generator=g), "fps": torch.full((2,), FPS)}
+    noise = dataclasses.replace(draw_noise(batch, [1, 2], 3.0), context_frames=torch.tensor([3, 0]))
+    recording = Recording(model)
+    with torch.no_grad():
+        loss_v, loss_a = flow_losses(recording, batch, noise, mouth_weight=0.0)
+    call = recording.calls[0]
+    held = int(((1 + 2 * 4) / FPS * 25.0) // 2 * 2)  # 9 pixel frames = 1.125 s -> 28.1 -> 28 audio latent frames
+    assert held == 28
+    assert torch.all(call["t_audio"][0, :held] == 0) and torch.all(call["t_audio"][0, held:] > 0)
+    assert torch.equal(call["audio"][0, ..., :held], batch["audio"][0, ..., :held])
+    assert not torch.equal(call["audio"][0, ..., held:], batch["audio"][0, ..., held:])
+    assert torch.all(call["t_audio"][1] > 0) and math.isfinite(loss_v.item()) and math.isfinite(loss_a.item())
