@@ -6,6 +6,7 @@ from .loaders import (
     JoVAAudioCodecLoader,
     JoVADemoReferenceImage,
     JoVAModelLoader,
+    JoVAT5GemmaLoader,
     JoVATextEncoderLoader,
     JoVAVideoCodecLoader,
 )
@@ -19,6 +20,7 @@ NODES = (
     JoVAAudioCodecLoader,
     JoVAVideoCodecLoader,
     JoVATextEncoderLoader,
+    JoVAT5GemmaLoader,
     JoVADemoReferenceImage,
     JoVATextEncode,
     JoVAEmptyLatent,

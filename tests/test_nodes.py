@@ -89,7 +89,7 @@ def test_entrypoint_lists_every_node_once(env):
     nodes = harness.node_list(env.pack)
     assert nodes == list(env.n.NODES)
     ids = [cls.GET_SCHEMA().node_id for cls in nodes]
-    assert len(ids) == len(set(ids)) == 11
+    assert len(ids) == len(set(ids)) == 12
     for cls in nodes:
         schema = cls.GET_SCHEMA()
         assert schema.category == "JoVA" and schema.display_name.startswith("JoVA ")
@@ -136,7 +136,7 @@ def test_pack_loads_like_comfyui_in_a_clean_process(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env=env_vars, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "11 [] []", done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "12 [] []", done.stdout
 
 
 def test_model_loader_reads_native_files_and_names_wrong_ones(env):

@@ -70,3 +70,4 @@ def test_wrong_folders_and_widths_are_named(folder, tmp_path):
         T5GemmaTextEncoder(str(tmp_path))
     with pytest.raises(ValueError, match="32-wide.*text_dim 3584"):
         T5GemmaTextEncoder(folder).encode_one("w1")
+

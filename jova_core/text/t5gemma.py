@@ -63,7 +63,15 @@ class T5GemmaTextEncoder(TextEncoder):
         sizes = ",".join(f"{n}:{os.path.getsize(os.path.join(self.path, n))}" for n in files)
         return f"t5gemma:{sizes}:{self.text_len}:{str(self.dtype).removeprefix('torch.')}"
 
-    def _load(self) -> None:
+    @property
+    def model(self):
+        """The encoder module (loaded on first use)."""
+        if self._model is None:
+            self.load()
+        return self._model
+
+    def load(self) -> None:
+        """Read config, weights (encoder only) and tokenizer onto `device`; checked, offline."""
         transformers = _transformers()
         config = transformers.AutoConfig.from_pretrained(self.path, local_files_only=True)
         if config.model_type != "t5gemma":
@@ -92,14 +100,14 @@ class T5GemmaTextEncoder(TextEncoder):
     def tokenize(self, prompt: str) -> list[int]:
         """The token ids MagiHuman feeds T5Gemma for `prompt` (the tokenizer's default call)."""
         if self._model is None:
-            self._load()
+            self.load()
         return list(self._tokenizer([prompt])["input_ids"][0])
 
     @torch.no_grad()
     def encode_with_length(self, prompt: str) -> tuple[torch.Tensor, int]:
         """One prompt -> ([text_len, d_model] float32 on the CPU, rows holding real tokens)."""
         ids = self.tokenize(prompt)
-        hidden = self._model(input_ids=torch.tensor([ids], device=self.device)).last_hidden_state[0]
+        hidden = self.model(input_ids=torch.tensor([ids], device=self.device)).last_hidden_state[0]
         hidden = hidden.half().float()  # MagiHuman's float16 round trip
         if not torch.isfinite(hidden).all():
             raise ValueError(f"T5Gemma gave non-finite hidden states for {prompt[:60]!r}; run it in bfloat16 or float32")
