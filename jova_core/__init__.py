@@ -4,6 +4,7 @@ Public entry points (imported lazily so ``import jova_core`` stays light):
     load_transformer(path, dtype=None, device="cpu", attention="sdpa") -> JoVATransformer
     load_video_codec(path)                     -> video codec (Wan2.1 VAE)
     load_audio_codec(vae_path, vocoder_path)   -> audio codec (MMAudio VAE + BigVGAN)
+    apply_lora(model, path, strength=1.0)      -> handle; handle.remove() undoes it
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ _ENTRY_POINTS = {
     "load_transformer": ".checkpoint",
     "load_video_codec": ".codecs",
     "load_audio_codec": ".codecs",
+    "apply_lora": ".lora",
     "JoVAConfig": ".config",
     "preset_config": ".config",
     "JoVATransformer": ".model.transformer",

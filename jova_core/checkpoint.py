@@ -18,10 +18,11 @@ import torch
 from safetensors.torch import save_file
 
 from .config import JoVAConfig
-from .convert import convert_javisdit, convert_wan
+from .convert import convert_javisdit, convert_magihuman, convert_wan, is_magihuman
 from .convert.detect import FileKind, identify
 from .convert.lora import merge_peft_lora, split_peft_wrapping
 from .files import atomic_output, check_writable
+from .model.magihuman import MagiHumanTransformer
 from .model.transformer import JoVATransformer
 from .weights import Progress, build_exactly, check_state_dict, peek, read_metadata, read_state_dict, weight_files
 
@@ -150,3 +151,25 @@ def convert_checkpoint(
         metadata["merged_adapter"] = "lora/"
     save_state_dict(config, tensors, out, extra_metadata=metadata, overwrite=overwrite)
     return config
+
+
+def build_magihuman(
+    state_dict: dict[str, torch.Tensor], source: str, dtype=None, device="cpu", attention="sdpa"
+) -> MagiHumanTransformer:
+    """The daVinci-MagiHuman DiT a state dict describes (architecture read off its shapes),
+    holding exactly its tensors (checked key by key and shape by shape), eval mode."""
+    if not is_magihuman(state_dict):
+        raise ValueError(
+            f"{source} is not a daVinci-MagiHuman DiT (no adapter.rope.bands / block.layers.0.attention.linear_qkv); "
+            "pick a file from the base/ or distill/ folder of GAIR/daVinci-MagiHuman"
+        )
+    config, tensors = convert_magihuman(state_dict)
+    model = build_exactly(lambda: MagiHumanTransformer(config, attention), tensors, source, dtype)
+    return model.to(device).eval()
+
+
+def load_magihuman(path: str, dtype=None, device="cpu", attention="sdpa", progress: Progress | None = None) -> MagiHumanTransformer:
+    """A MagiHuman DiT from a file, a sharded *.index.json or a folder holding either
+    (the released base/ and distill/ layouts)."""
+    state_dict = read_state_dict(path, progress=progress, what="a daVinci-MagiHuman DiT")
+    return build_magihuman(state_dict, path, dtype=dtype, device=device, attention=attention)

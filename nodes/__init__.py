@@ -10,6 +10,7 @@ from .loaders import (
     JoVATextEncoderLoader,
     JoVAVideoCodecLoader,
 )
+from .lora import JoVALoraLoader
 from .mouth import JoVAMouthMaskPreview
 from .mux import JoVAMux
 from .sampler import JoVASampler
@@ -17,6 +18,7 @@ from .text import JoVATextEncode
 
 NODES = (
     JoVAModelLoader,
+    JoVALoraLoader,
     JoVAAudioCodecLoader,
     JoVAVideoCodecLoader,
     JoVATextEncoderLoader,

@@ -101,13 +101,16 @@ class JoVAModelLoader(io.ComfyNode):
                                tooltip="'block swap' keeps only blocks_on_gpu blocks on the GPU while sampling."),
                 io.Int.Input("blocks_on_gpu", default=20, min=0, max=128,
                              tooltip="Blocks kept on the GPU with 'block swap' (the rest stream in per step)."),
+                io.Boolean.Input("compile_blocks", default=False, optional=True,
+                                 tooltip="torch.compile each transformer block (compiled once, reused by every block "
+                                         "of its kind). The first step waits for the compiler; later steps are faster."),
             ],
             outputs=[JoVAModel.Output("model", tooltip="For JoVA Empty Latent and JoVA Sampler.")],
         )
 
     @classmethod
     def execute(cls, model_name: str, weight_dtype: str, attention: str, offload: str,
-                blocks_on_gpu: int) -> io.NodeOutput:
+                blocks_on_gpu: int, compile_blocks: bool = False) -> io.NodeOutput:
         if weight_dtype not in WEIGHT_DTYPES:
             raise ValueError(f"weight_dtype must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
         device = comfy.model_management.get_torch_device()
@@ -124,6 +127,8 @@ class JoVAModelLoader(io.ComfyNode):
                                            progress=interruptible_progress())
         if dtype in FP8:
             store_in_fp8(transformer, dtype)
+        if compile_blocks:
+            transformer.compile_blocks()
         return io.NodeOutput(JoVAModelHandle(transformer, source, offload, blocks_on_gpu))
 
 

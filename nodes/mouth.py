@@ -14,12 +14,15 @@ from comfy_api.latest import io
 
 from ..jova_core.geometry import WAN21_VAE
 from .display import show_text
+from .paths import FACE_MODEL_EXTENSIONS, FACE_MODEL_FOLDERS, list_files, resolve
 from .types import CATEGORY
 
 # The latent grid the mouth-area loss works on: Wan2.1's (and the demo codec's).
 GRID = WAN21_VAE
 
 DEFAULT_FPS = 25.0
+# The face model the pack ships (jova_core/assets/face_landmarker.task): no download.
+BUILT_IN_FACE_MODEL = "built-in"
 
 
 def latent_mask_on_pixels(latent: torch.Tensor, frames: int) -> torch.Tensor:
@@ -50,6 +53,10 @@ class JoVAMouthMaskPreview(io.ComfyNode):
                                tooltip="Added around the lips on every side, as a fraction of mouth width (training uses 0.25)."),
                 io.Combo.Input("shape", options=["box", "polygon"], default="box", tooltip="Training uses 'box'."),
                 io.Combo.Input("faces", options=["largest", "all"], default="largest", tooltip="Training uses 'largest'."),
+                io.Combo.Input("face_model", options=[BUILT_IN_FACE_MODEL] + list_files(FACE_MODEL_FOLDERS, FACE_MODEL_EXTENSIONS),
+                               default=BUILT_IN_FACE_MODEL,
+                               tooltip="Face landmark model: 'built-in' (shipped with the pack, what training uses) "
+                                       "or a mediapipe face_landmarker.task placed in models/jova."),
             ],
             outputs=[io.Image.Output("overlay", tooltip="The frames with the weighted latent cells (red), lips (green) and mouth box (yellow)."),
                      io.Mask.Output("mask", tooltip="The pixel mouth mask per frame."),
@@ -59,9 +66,11 @@ class JoVAMouthMaskPreview(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, margin: float, shape: str, faces: str, images=None, video=None) -> io.NodeOutput:
+    def execute(cls, margin: float, shape: str, faces: str, face_model: str = BUILT_IN_FACE_MODEL, images=None,
+                video=None) -> io.NodeOutput:
         if (images is None) == (video is None):
             raise ValueError("connect exactly one of 'images' or 'video'")
+        model_path = None if face_model == BUILT_IN_FACE_MODEL else resolve(FACE_MODEL_FOLDERS, face_model)
         fps = DEFAULT_FPS
         if video is not None:
             components = video.get_components()
@@ -88,7 +97,8 @@ class JoVAMouthMaskPreview(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
             bar.update_absolute(done, total)
 
-        masks = extract_mouth_masks(frames, faces=faces, shape=shape, margin=margin, fps=fps, callback=progress)
+        masks = extract_mouth_masks(frames, faces=faces, shape=shape, margin=margin, fps=fps, model_path=model_path,
+                                    callback=progress)
         weighted = latent_mask_on_pixels(masks.latent, len(frames))
         preview = render_preview(frames, weighted, masks.landmarks.tracks, masks.boxes)
         overlay = torch.from_numpy(preview).float() / 255.0

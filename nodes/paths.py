@@ -1,7 +1,8 @@
 """Where the pack looks for model files, on top of ComfyUI's standard folders.
 
 Transformers: models/jova, then models/diffusion_models. Audio codecs (MMAudio VAE and
-vocoder): models/jova_audio, then models/vae.
+vocoder): models/jova_audio, then models/vae. Face landmark models (mediapipe
+face_landmarker.task, for the Mouth Mask Preview): models/jova.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ MODEL_FOLDERS = ("jova", "diffusion_models")
 AUDIO_CODEC_FOLDERS = ("jova_audio", "vae")
 VIDEO_CODEC_FOLDERS = ("vae",)
 TEXT_ENCODER_FOLDERS = ("text_encoders",)
+FACE_MODEL_FOLDERS = ("jova",)
 WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
+FACE_MODEL_EXTENSIONS = (".task",)
 
 
 def register_model_folders() -> None:
@@ -22,10 +25,10 @@ def register_model_folders() -> None:
         folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
 
 
-def list_files(folders: tuple[str, ...]) -> list[str]:
+def list_files(folders: tuple[str, ...], extensions: tuple[str, ...] = WEIGHT_EXTENSIONS) -> list[str]:
     names = set()
     for folder in folders:
-        names.update(f for f in folder_paths.get_filename_list(folder) if f.lower().endswith(WEIGHT_EXTENSIONS))
+        names.update(f for f in folder_paths.get_filename_list(folder) if f.lower().endswith(extensions))
     return sorted(names)
 
 
@@ -58,7 +61,8 @@ def resolve(folders: tuple[str, ...], name: str) -> str:
         path = folder_paths.get_full_path(folder, name)
         if path is not None:
             return path
-    raise FileNotFoundError(f"{name!r} is not in {folder_names(folders)}; put the file there and refresh the node list")
+    first = folder_paths.get_folder_paths(folders[0])[0]
+    raise FileNotFoundError(f"{name!r} is not in {folder_names(folders)}; put the file in {first} and refresh the node list")
 
 
 register_model_folders()

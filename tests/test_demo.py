@@ -105,7 +105,12 @@ def test_shipped_reference_frame_is_the_synthetic_one():
 
     settings = demo.load_demo_settings()
     shipped = demo.reference_frame(settings)
-    assert torch.equal(shipped, demo.synthetic_reference_frame(settings))
+    # Made with OpenCV 4 and mediapipe 0.10.21, where it is bit-exact. OpenCV 5 rounds some
+    # resampled pixels differently (0.9 % of the values, by at most 2/255, with the same
+    # landmarks), and newer mediapipe's landmarks (the shipped face model, within 0.002
+    # pixel) move a few values by 1/255; another frame (other settings) differs far more.
+    difference = (shipped - demo.synthetic_reference_frame(settings)).abs() * 255
+    assert difference.max() <= 2 + 1e-4 and (difference > 0.5).float().mean() < 0.02
 
 
 @needs_checkpoint

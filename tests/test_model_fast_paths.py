@@ -6,6 +6,8 @@
   every norm copy it).
 - The FFN's in-place GELU gives nn.GELU's values and gradients.
 - LayerNorm32 runs with bf16 affine weights (a Wan2.1 checkpoint loaded in bf16).
+- Regional compilation (compile_blocks) gives the same output, one graph for blocks of
+  one kind, and sees LoRA hooks attached after compiling.
 """
 
 from __future__ import annotations
@@ -122,3 +124,42 @@ def test_cross_text_model_runs_in_bf16_close_to_float32():
     assert got.dtype == torch.bfloat16
     err = (got.float() - expected).abs().max() / expected.abs().max()
     assert err < 0.05, f"bf16 forward is {err:.3f} (relative) from the float32 one"
+
+
+def test_compiled_blocks_compile_once_per_kind_and_see_loras_attached_later(tmp_path):
+    """Regional compilation (backend "eager": dynamo's capture and guards, no code
+    generation, so the test stays fast): every single-stream block reuses one graph, the
+    output is unchanged, and a LoRA attached after compiling is not skipped."""
+    from torch._dynamo.utils import counters
+
+    from jova_core.convert.lora import LoraPair
+    from jova_core.lora import AppliedLora, LoraAdapter
+
+    torch.manual_seed(0)
+    model = JoVATransformer(preset_config("tiny", dual_stream_layers=0, single_stream_layers=3)).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    inputs = dict(video=torch.randn(1, 16, 2, 4, 4), audio=torch.randn(1, 20, 6), t_video=torch.tensor([500.0]),
+                  t_audio=torch.tensor([300.0]), text=torch.randn(1, 4, 16))
+    q = model.blocks[1].video.self_attn.q
+    adapter = LoraAdapter("test", {"blocks.1.video.self_attn.q": LoraPair(torch.randn(2, 32), torch.randn(32, 2), 0.5)})
+    with torch.no_grad():
+        plain = model(**inputs)
+        lora = AppliedLora(model, adapter)
+        adapted = model(**inputs)
+        lora.remove()
+        assert not torch.equal(adapted[0], plain[0]) and q._forward_hooks == {}
+
+        torch._dynamo.reset()
+        counters.clear()
+        model.compile_blocks(backend="eager")
+        for got, want in zip(model(**inputs), plain):
+            assert torch.equal(got, want)
+        assert counters["stats"]["unique_graphs"] == 1  # three blocks, one compiled graph
+        lora = AppliedLora(model, adapter)
+        for got, want in zip(model(**inputs), adapted):
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        lora.remove()
+        for got, want in zip(model(**inputs), plain):
+            assert torch.equal(got, want)
+    torch._dynamo.reset()

@@ -3,6 +3,11 @@ latent grid, the mouth-weighted loss, and the lip-sync score."""
 
 from __future__ import annotations
 
+import json
+import struct
+import zipfile
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -23,12 +28,17 @@ from jova_core.mouth import (  # noqa: E402
     token_mask,
 )
 from jova_core.lipsync import audio_envelope, sync_score  # noqa: E402
+from jova_core.mouth import face_model  # noqa: E402
 from jova_core.mouth.landmarks import INNER_LIP, LIP_INDICES, OUTER_LIP  # noqa: E402
 from jova_core.train.synthetic import astronaut_face, warp_mouth  # noqa: E402
 
 # Hand-labelled (by eye, not by the detector) centre of the astronaut's mouth in the
 # 512x512 photo.
 ASTRONAUT_MOUTH_CENTRE = (224, 146)
+# What mediapipe 0.10.21's legacy face mesh finds on the photo (checked against a live run below).
+LEGACY_RECORD = Path(__file__).resolve().parent / "data" / "astronaut_face_mesh_legacy.json"
+HAS_LEGACY = resolve_backend("auto")[0] == "legacy"
+needs_legacy = pytest.mark.skipif(not HAS_LEGACY, reason="this mediapipe has no bundled legacy face mesh (>= 0.10.30)")
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +62,12 @@ def warped_clip():
 
 
 def test_lip_indices_are_mediapipes_lip_set():
-    from mediapipe.python.solutions.face_mesh import FACEMESH_LIPS
+    from mediapipe.tasks.python.vision import FaceLandmarksConnections
 
-    assert set(LIP_INDICES) == {i for edge in FACEMESH_LIPS for i in edge}
+    lips = [(c.start, c.end) for c in FaceLandmarksConnections.FACE_LANDMARKS_LIPS]
+    assert set(LIP_INDICES) == {i for edge in lips for i in edge}
     # Each contour is a closed loop of mediapipe's lip edges, in order.
-    edges = {frozenset(e) for e in FACEMESH_LIPS}
+    edges = {frozenset(e) for e in lips}
     for loop in (OUTER_LIP, INNER_LIP):
         assert all(frozenset((a, b)) in edges for a, b in zip(loop, loop[1:] + loop[:1]))
 
@@ -180,24 +191,88 @@ def test_largest_or_all_faces(astronaut):
     np.testing.assert_allclose(largest.main.lips[0], everyone.main.lips[0], atol=1.0)
 
 
-def test_tasks_backend_needs_its_model_file(tmp_path, monkeypatch):
-    monkeypatch.delenv("JOVA_FACE_LANDMARKER", raising=False)
-    with pytest.raises(FileNotFoundError, match="face_landmarker.task"):
-        resolve_backend("tasks")
-    missing = str(tmp_path / "face_landmarker.task")
-    with pytest.raises(FileNotFoundError, match="not found at .*JOVA_FACE_LANDMARKER"):
-        resolve_backend("auto", missing)
-    monkeypatch.setenv("JOVA_FACE_LANDMARKER", missing)
-    with pytest.raises(FileNotFoundError, match="--face-model"):
-        detect_face_landmarks(np.zeros((8, 8, 3), np.uint8))
-    monkeypatch.delenv("JOVA_FACE_LANDMARKER")
-    assert resolve_backend("auto") == ("legacy", None)
+def test_shipped_face_model_finds_the_recorded_legacy_points(astronaut):
+    """The Tasks backend with the shipped model (the only one newer mediapipe has) finds
+    the points the legacy face mesh of 0.10.21 found: same networks, same image crop."""
+    recorded = np.array(json.loads(LEGACY_RECORD.read_text())["points"])
+    result = detect_face_landmarks(astronaut, video=False, backend="tasks")
+    assert result.backend == "tasks" and result.main.points.shape == (1, 468, 2)
+    assert np.linalg.norm(result.main.points[0] - recorded, axis=-1).max() < 0.05  # pixels
+
+
+@needs_legacy
+def test_recorded_legacy_points_are_current(astronaut):
+    recorded = np.array(json.loads(LEGACY_RECORD.read_text())["points"])
+    live = detect_face_landmarks(astronaut, video=False, backend="legacy").main.points[0]
+    assert np.abs(live - recorded).max() < 0.002
+
+
+@needs_legacy
+def test_legacy_and_tasks_track_a_video_alike(warped_clip):
+    """In video mode the two track the face slightly differently (the Tasks graph builds
+    the next frame's crop its own way), but the lips agree to about a pixel."""
+    frames, legacy, _ = warped_clip
+    tasks = detect_face_landmarks(frames, video=True, backend="tasks")
+    assert legacy.backend == "legacy" and tasks.missing_frames == []
+    gap = np.linalg.norm(tasks.main.lips - legacy.main.lips, axis=-1)  # [T, 40] pixels
+    assert gap.mean() < 1.5 and gap.max() < 8
+    assert np.corrcoef(tasks.main.mouth_aperture(), SCHEDULE)[0, 1] > 0.95
+
+
+def test_backend_and_face_model_choice(tmp_path):
+    default = ("legacy", None) if HAS_LEGACY else ("tasks", str(face_model.SHIPPED))
+    assert resolve_backend("auto") == resolve_backend("auto", "built-in") == default
+    assert resolve_backend("tasks") == ("tasks", str(face_model.SHIPPED))
+    own = tmp_path / "my_face_landmarker.task"
+    own.write_bytes(face_model.SHIPPED.read_bytes())
+    assert resolve_backend("auto", str(own)) == ("tasks", str(own))
+    with pytest.raises(FileNotFoundError, match="not found at .*missing.task"):
+        resolve_backend("auto", str(tmp_path / "missing.task"))
+    with pytest.raises(ValueError, match="needs 'tasks' or 'auto'"):
+        resolve_backend("legacy", str(own))
+    if not HAS_LEGACY:
+        with pytest.raises(RuntimeError, match="removed in 0.10.30"):
+            resolve_backend("legacy")
     # A file that is not a model reaches mediapipe's Tasks loader (so the options we build
     # are accepted) and comes back as a clear error.
     broken = tmp_path / "broken.task"
     broken.write_bytes(b"not a model" * 100)
     with pytest.raises(RuntimeError, match="could not load .*face_landmarker.task"):
         detect_face_landmarks(np.zeros((8, 8, 3), np.uint8), model_path=str(broken))
+
+
+def _networks(task: Path) -> dict[str, bytes]:
+    """The bundle's members, each network re-packed by one flatbuffers writer, so that two
+    bundles compare by what their networks hold, not by how a writer laid them out."""
+    import flatbuffers
+    from mediapipe.tasks.metadata import schema_py_generated as tfl
+
+    members = {}
+    raw = task.read_bytes()
+    with zipfile.ZipFile(task) as bundle:
+        for info in bundle.infolist():
+            # Where the member's data starts: after its local header (30 bytes), name and extra field.
+            name_length, extra_length = struct.unpack_from("<HH", raw, info.header_offset + 26)
+            assert (info.header_offset + 30 + name_length + extra_length) % face_model.ALIGNMENT == 0  # mapped in place
+            model = tfl.ModelT.InitFromPackedBuf(bytearray(bundle.read(info)), 0)
+            builder = flatbuffers.Builder(0)
+            builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+            members[info.filename] = bytes(builder.Output())
+            assert info.compress_type == zipfile.ZIP_STORED
+    return members
+
+
+def test_shipped_face_model_is_what_the_builder_makes(tmp_path):
+    import mediapipe
+
+    if mediapipe.__version__ != face_model.SOURCE_VERSION:
+        pytest.skip(f"the face model is built from mediapipe=={face_model.SOURCE_VERSION}'s files")
+    built = tmp_path / "face_landmarker.task"
+    assert face_model.main([str(built)]) == 0
+    shipped = _networks(face_model.SHIPPED)
+    assert list(shipped) == ["face_detector.tflite", "face_landmarks_detector.tflite"]
+    assert _networks(built) == shipped
+    assert face_model.main([str(built)]) == 2  # never replaces a file without --overwrite
 
 
 def test_mouth_weighted_loss_values():

@@ -59,9 +59,38 @@ def test_demo_data_sync_score_and_video_mask(tmp_path, capsys):
     assert main(["sync-score", str(out / entries[0].file), "--max-offset", "6"]) == 0
     score = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert score["offset_frames"] == 0 and score["confidence"] > 0.3
+    # The shipped model through the Tasks backend scores the clip the same way.
+    assert main(["sync-score", str(out / entries[0].file), "--max-offset", "6", "--backend", "tasks"]) == 0
+    tasks = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert tasks["offset_frames"] == 0 and tasks["confidence"] == pytest.approx(score["confidence"], abs=0.05)
 
     preview = tmp_path / "preview.mp4"
     assert main(["mouth-mask", str(out / entries[0].file), "--out", str(preview), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["frames"] == len(frames) and report["missing_frames"] == []
     assert len(read_clip(str(preview))[0]) == len(frames)
+
+
+def test_face_model_option_names_what_is_wrong_in_one_line(tmp_path, capsys):
+    source = tmp_path / "astronaut.png"
+    iio.imwrite(source, skimage_data.astronaut())
+    missing = tmp_path / "face_landmarker.task"
+    for argv in (["mouth-mask", str(source), "--json"], ["sync-score", str(source)]):
+        assert main([*argv, "--face-model", str(missing)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and f"not found at {str(missing)!r}" in error and "built-in" in error
+    broken = tmp_path / "broken.task"
+    broken.write_bytes(b"not a model" * 100)
+    assert main(["mouth-mask", str(source), "--json", "--face-model", str(broken)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "could not load" in error
+    # A face model of one's own (here a copy of the shipped one) finds the same mouth box.
+    from jova_core.mouth.face_model import SHIPPED
+
+    own = tmp_path / "own.task"
+    own.write_bytes(SHIPPED.read_bytes())
+    boxes = []
+    for model in ("built-in", str(own)):
+        assert main(["mouth-mask", str(source), "--json", "--backend", "tasks", "--face-model", model]) == 0
+        boxes.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["boxes"])
+    assert boxes[0] == boxes[1]

@@ -89,7 +89,7 @@ def test_entrypoint_lists_every_node_once(env):
     nodes = harness.node_list(env.pack)
     assert nodes == list(env.n.NODES)
     ids = [cls.GET_SCHEMA().node_id for cls in nodes]
-    assert len(ids) == len(set(ids)) == 12
+    assert len(ids) == len(set(ids)) == 13
     for cls in nodes:
         schema = cls.GET_SCHEMA()
         assert schema.category == "JoVA" and schema.display_name.startswith("JoVA ")
@@ -136,7 +136,7 @@ def test_pack_loads_like_comfyui_in_a_clean_process(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env=env_vars, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "12 [] []", done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "13 [] []", done.stdout
 
 
 def test_model_loader_reads_native_files_and_names_wrong_ones(env):
@@ -150,6 +150,9 @@ def test_model_loader_reads_native_files_and_names_wrong_ones(env):
     loaded = run_node(env.n.JoVAModelLoader, model_name="tiny.safetensors", weight_dtype="fp32", attention="sdpa",
                       offload="block swap", blocks_on_gpu=1)[0]
     assert loaded.offload == "block swap" and loaded.blocks_on_gpu == 1
+    compiled = run_node(env.n.JoVAModelLoader, model_name="tiny.safetensors", weight_dtype="fp32", attention="sdpa",
+                        offload="whole model", blocks_on_gpu=0, compile_blocks=True)[0].transformer
+    assert all(hasattr(block.forward, "__wrapped__") for block in compiled.blocks)  # compiled on first use
     for key, value in handle.transformer.state_dict().items():
         assert torch.equal(loaded.transformer.state_dict()[key], value), key
 
@@ -317,6 +320,77 @@ def test_block_swap_gives_the_same_result_and_cleans_up(env):
     assert swapper.resident_bytes() == size(swap.transformer) - size(blocks[0]) - size(blocks[1]) + max(size(b) for b in blocks)
 
 
+def write_jova_lora(env, name, transformer, seed, layers=("blocks.0.video.self_attn.q", "blocks.1.audio.ffn.0")):
+    """A small adapter in JoVA names (PEFT factor names, as the trainer writes) in models/loras."""
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(seed)
+    modules = dict(transformer.named_modules())
+    tensors = {}
+    for layer in layers:
+        out_f, in_f = modules[layer].weight.shape
+        tensors[f"{layer}.lora_A.weight"] = torch.randn(2, in_f, generator=gen) * 0.3
+        tensors[f"{layer}.lora_B.weight"] = torch.randn(out_f, 2, generator=gen) * 0.3
+    folder = env.folder_paths.get_folder_paths("loras")[0]
+    save_file(tensors, str(Path(folder) / name))
+    return str(Path(folder) / name)
+
+
+def test_lora_loader_chains_without_touching_the_input_model(env):
+    handle = tiny_handle(env)
+    swap = tiny_handle(env, offload="block swap", blocks_on_gpu=1)
+    path_a = write_jova_lora(env, "a.safetensors", handle.transformer, seed=1)
+    path_b = write_jova_lora(env, "b.safetensors", handle.transformer, seed=2)
+    assert {"a.safetensors", "b.safetensors"} <= set(env.n.lora.list_files(env.n.lora.LORA_FOLDERS))
+    encoder = demo_text(env, handle.transformer)
+    positive, negative = encode(env, encoder), encode(env, encoder, "", "", "")
+    latent = empty_latent(env, handle)
+    args = dict(positive=positive, negative=negative, latent=latent, **SAMPLER_DEFAULTS)
+    plain = run_node(env.n.JoVASampler, model=handle, **args)[0]
+
+    def chain(base):
+        once = run_node(env.n.JoVALoraLoader, model=base, lora_name="a.safetensors", strength=0.8, apply_to_audio=False)[0]
+        return once, run_node(env.n.JoVALoraLoader, model=once, lora_name="b.safetensors", strength=-0.5,
+                              apply_to_audio=False)[0]
+
+    once, twice = chain(handle)
+    assert twice.transformer is handle.transformer and len(once.loras) == 1 and len(twice.loras) == 2
+    assert twice.patcher.model is handle.patcher.model and twice.patcher is not handle.patcher
+    assert twice.patcher.size == handle.patcher.size + sum(a.nbytes() for a, _ in twice.loras)
+
+    env.comfy.model_management.loaded.clear()
+    out = run_node(env.n.JoVASampler, model=twice, **args)[0]
+    assert env.comfy.model_management.loaded == [(twice.patcher, True)]
+    apply_lora = env.core("lora").apply_lora
+    applied = [apply_lora(handle.transformer, path_a, 0.8), apply_lora(handle.transformer, path_b, -0.5)]
+    direct_video, direct_audio = env.core("sampling").sample(
+        handle.transformer, text=positive[0][0], negative_video=negative[0][0], mode="t2va",
+        video_shape=tuple(latent["samples"].shape), audio_shape=tuple(latent["jova_audio"].shape),
+        steps=3, sampler="euler", shift=3.0, cfg_video=2.0, cfg_audio=1.5, seed=7, fps=8.0)
+    for lora in applied:
+        lora.remove()
+    assert torch.equal(out["samples"], direct_video) and torch.equal(out["jova_audio"], direct_audio)
+    assert not torch.equal(out["samples"], plain["samples"])
+
+    # The input model samples as before; block swap carries the adapters with its blocks.
+    again = run_node(env.n.JoVASampler, model=handle, **args)[0]
+    assert torch.equal(again["samples"], plain["samples"]) and torch.equal(again["jova_audio"], plain["jova_audio"])
+    swapped = run_node(env.n.JoVASampler, model=chain(swap)[1], **args)[0]
+    assert torch.equal(swapped["samples"], out["samples"]) and torch.equal(swapped["jova_audio"], out["jova_audio"])
+    for model in (handle.transformer, swap.transformer):
+        assert not any(m._forward_hooks for m in model.modules())
+        assert not any(".lora_" in n for n, _ in model.named_buffers())
+
+    write_jova_lora(env, "other.safetensors", handle.transformer, seed=3, layers=("blocks.0.video.self_attn.q",))
+    from safetensors.torch import load_file, save_file
+
+    other = Path(env.folder_paths.get_folder_paths("loras")[0]) / "other.safetensors"
+    tensors = {k.replace("blocks.0.video.self_attn.q", "blocks.0.self_attn.q_img"): v for k, v in load_file(str(other)).items()}
+    save_file(tensors, str(other))
+    with pytest.raises(ValueError, match="match no layer.*q_img"):
+        env.n.JoVALoraLoader.execute(model=handle, lora_name="other.safetensors", strength=1.0, apply_to_audio=False)
+
+
 def test_audio_driven_and_image_driven_modes(env):
     handle = tiny_handle(env)
     encoder = demo_text(env, handle.transformer)
@@ -417,7 +491,7 @@ def test_demo_graph_reproduces_jova_core_demo(env):
                        cfg_audio=settings.cfg_audio, mode=mode, reference_image=reference, video_codec=video_codec)[0]
     images, audio, fps = run_node(n.JoVADecode, latent=out, audio_codec=audio_codec, video_codec=video_codec,
                                   tiled=False).args
-    clip = demo.generate_demo("ba ma", seed=3, steps=2)
+    clip = demo.generate_demo("ba ma", seed=3, steps=2, batch_guidance=True)  # the sampler node's default
     assert fps == clip.fps and images.shape == clip.frames.shape
     assert torch.allclose(images, clip.frames, atol=1e-5)
     assert torch.allclose(audio["waveform"][0], clip.waveform[..., : audio["waveform"].shape[-1]], atol=1e-5)
@@ -549,7 +623,7 @@ def test_mouth_preview_matches_training_masks_and_reports_missing_faces(env):
     face = face.permute(1, 2, 0).clamp(0, 1)
     frames = torch.cat([face.expand(5, -1, -1, -1), torch.full((2, 256, 256, 3), 0.5)])
     overlay, mask, latent_mask, report = run_node(env.n.JoVAMouthMaskPreview, images=frames, margin=0.25,
-                                                  shape="box", faces="largest").args
+                                                  shape="box", faces="largest", face_model="built-in").args
     assert report == "no face in 2 of 7 frames: 5-6"
     mouth = env.core("mouth")
     # The training path (jova_core.train.encode): landmarks -> pixel box -> latent grid.
@@ -565,3 +639,27 @@ def test_mouth_preview_matches_training_masks_and_reports_missing_faces(env):
     assert less_green[cells.bool()].mean() > 0.1 and less_green[~near].abs().max() < 0.01
     with pytest.raises(ValueError, match="multiples of 8"):
         env.n.JoVAMouthMaskPreview.execute(images=frames[:, :250, :250], margin=0.25, shape="box", faces="largest")
+
+
+def test_mouth_preview_face_models_come_from_models_jova(env):
+    """'built-in' (the shipped model) first, then every .task file in models/jova; a chosen
+    file that is gone gets a message naming the folder to put it in."""
+    from skimage.data import astronaut
+
+    folder = env.base_dir / "models" / "jova"
+    folder.mkdir(exist_ok=True)
+    shipped = env.core("mouth.face_model").SHIPPED
+    (folder / "my_face_landmarker.task").write_bytes(shipped.read_bytes())
+    (folder / "notes.txt").write_text("not a model")
+    options = {i.id: i for i in env.n.JoVAMouthMaskPreview.GET_SCHEMA().inputs}["face_model"].options
+    assert options == ["built-in", "my_face_landmarker.task"]
+
+    face = torch.from_numpy(astronaut()[:256:2, 128:384:2].copy()).float()[None] / 255.0  # 128x128, face centred
+    kwargs = dict(images=face, margin=0.25, shape="box", faces="largest")
+    built_in = run_node(env.n.JoVAMouthMaskPreview, face_model="built-in", **kwargs).args
+    own = run_node(env.n.JoVAMouthMaskPreview, face_model="my_face_landmarker.task", **kwargs).args
+    assert own[3] == built_in[3] == "a face in all 1 frames"
+    assert torch.equal(own[2], built_in[2])  # same networks: the same latent-grid mask
+    (folder / "my_face_landmarker.task").unlink()
+    with pytest.raises(FileNotFoundError, match=f"not in models/jova; put the file in {folder}"):
+        env.n.JoVAMouthMaskPreview.execute(face_model="my_face_landmarker.task", **kwargs)

@@ -204,6 +204,48 @@ def test_unconditional_pass_only_when_a_generated_modality_is_guided():
         sample(model, text=pos, video_shape=VIDEO, audio_shape=AUDIO, steps=2)
 
 
+@pytest.mark.parametrize("text_attention", ["joint", "cross"])
+def test_batched_guidance_is_one_forward_equal_to_two_passes(text_attention):
+    model = random_tiny(text_attention=text_attention, dual_stream_layers=0 if text_attention == "cross" else 1)
+    g = torch.Generator().manual_seed(3)
+    # Joint text batches prompts of one length; cross-attention text also pads a shorter one.
+    lengths = (5, 5, 5) if text_attention == "joint" else (5, 3, 4)
+    pos, neg_v, neg_a = (torch.randn(1, n, TEXT_DIM, generator=g) for n in lengths)
+    video_shape, audio_shape = (2, *VIDEO[1:]), (2, *AUDIO[1:])
+    outputs = {}
+    for batched in (True, False):
+        recorder = Recorder(model)
+        outputs[batched] = sample(recorder, text=pos, negative_video=neg_v, negative_audio=neg_a, video_shape=video_shape,
+                                  audio_shape=audio_shape, steps=3, sampler="unipc", cfg_video=3.0, cfg_audio=2.0,
+                                  seed=5, batch_guidance=batched)
+        assert len(recorder.calls) == (3 if batched else 6)
+        assert recorder.calls[0]["video"].shape[0] == (4 if batched else 2)
+    for got, want in zip(outputs[True], outputs[False]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_guidance_falls_back_to_two_passes():
+    pos, neg_v, neg_a = texts()  # joint text of different lengths: not stackable
+    model = random_tiny()
+    recorder = Recorder(model)
+    sample(recorder, text=pos, negative_video=neg_v, negative_audio=neg_a, video_shape=VIDEO, audio_shape=AUDIO,
+           steps=2, cfg_video=3.0)
+    assert len(recorder.calls) == 4
+
+    def small_memory(**inputs):
+        if inputs["video"].shape[0] > VIDEO[0]:
+            raise torch.OutOfMemoryError("doubled batch")
+        return model(**inputs)
+
+    neg = torch.randn(pos.shape)
+    recorder = Recorder(small_memory)
+    got = sample(recorder, text=pos, negative_video=neg, video_shape=VIDEO, audio_shape=AUDIO, steps=3, cfg_video=3.0, seed=2)
+    want = sample(model, text=pos, negative_video=neg, video_shape=VIDEO, audio_shape=AUDIO, steps=3, cfg_video=3.0, seed=2,
+                  batch_guidance=False)
+    assert [c["video"].shape[0] for c in recorder.calls] == [2, 1, 1, 1, 1, 1, 1]  # tried once, then two passes
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
 # -- modes ------------------------------------------------------------------------------
 
 

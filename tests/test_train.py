@@ -138,6 +138,18 @@ def test_lora_trains_only_adapter_weights_and_exports_a_merged_model(tmp_path):
     a, b = adapters[f"{key}.lora_A.default.weight"], adapters[f"{key}.lora_B.default.weight"]
     torch.testing.assert_close(merged[f"{key}.weight"], base[f"{key}.weight"] + b @ a, rtol=1e-5, atol=1e-6)
 
+    # The adapter alone, beside the merged file: applied to the base model at strength 1
+    # it computes what the merged file computes.
+    from jova_core.lora import apply_lora
+
+    base_model, merged_model = load_native(cfg.init_checkpoint), load_native(result.final_path)
+    inputs = dict(video=torch.randn(1, 16, 2, 4, 4), audio=torch.randn(1, 20, 6), t_video=torch.tensor([500.0]),
+                  t_audio=torch.tensor([300.0]), text=torch.randn(1, 4, base_model.config.text_dim))
+    apply_lora(base_model, os.path.join(cfg.output_dir, "lora.safetensors"))
+    with torch.no_grad():
+        for got, want in zip(base_model(**inputs), merged_model(**inputs)):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
 
 def test_lora_model_has_only_adapter_parameters_trainable(tmp_path):
     model = build_model(recipe(tmp_path, lora_rank=2))

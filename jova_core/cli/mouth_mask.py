@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 
+from .face_options import add_face_arguments, face_argument_error
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="an image (.png, .jpg, ...) or a video (.mp4, ...)")
@@ -24,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=float, default=0.25, help="padding around the lips, in mouth widths (default 0.25)")
     parser.add_argument("--smooth", type=float, default=1.0, help="temporal smoothing sigma in frames (default 1)")
     parser.add_argument("--faces", choices=("largest", "all"), default="largest", help="mask the largest face or all faces")
-    parser.add_argument("--backend", choices=("auto", "legacy", "tasks"), default="auto", help="landmark backend")
-    parser.add_argument("--face-model", help="face_landmarker.task for the mediapipe Tasks backend")
+    add_face_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.input):
         print(f"input not found: {args.input}", file=sys.stderr)
         return 2
+    problem = face_argument_error(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if args.out and os.path.exists(args.out) and not args.overwrite:
         print(f"{args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
@@ -59,19 +64,23 @@ def run(args: argparse.Namespace) -> int:
     if args.out and not args.out.lower().endswith(".mp4" if is_video else ".png"):
         print(f"--out must end in {'.mp4' if is_video else '.png'} for {'a video' if is_video else 'an image'}", file=sys.stderr)
         return 2
-    with tqdm(total=len(frames), desc="landmarks", unit="frame", disable=len(frames) < 2) as bar:
-        masks = extract_mouth_masks(
-            frames,
-            video=is_video,
-            faces=args.faces,
-            shape=args.shape,
-            margin=args.margin,
-            smooth_sigma=args.smooth,
-            backend=args.backend,
-            model_path=args.face_model,
-            fps=fps or 25.0,
-            callback=lambda done, total: bar.update(done - bar.n),
-        )
+    try:
+        with tqdm(total=len(frames), desc="landmarks", unit="frame", disable=len(frames) < 2) as bar:
+            masks = extract_mouth_masks(
+                frames,
+                video=is_video,
+                faces=args.faces,
+                shape=args.shape,
+                margin=args.margin,
+                smooth_sigma=args.smooth,
+                backend=args.backend,
+                model_path=args.face_model,
+                fps=fps or 25.0,
+                callback=lambda done, total: bar.update(done - bar.n),
+            )
+    except RuntimeError as error:  # a .task file mediapipe cannot load
+        print(error, file=sys.stderr)
+        return 2
     if masks.landmarks.missing_frames:
         print(f"no face in {len(masks.landmarks.missing_frames)} of {len(frames)} frames", file=sys.stderr)
     if args.out:

@@ -20,6 +20,8 @@ import json
 import os
 import sys
 
+from .face_options import add_face_arguments, face_argument_error
+
 # syncnet_python's and Wav2Lip's --vshift: LSE-C is only comparable at this range.
 LSE_MAX_OFFSET = 15
 
@@ -27,8 +29,7 @@ LSE_MAX_OFFSET = 15
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("clip", help="a video file with an audio track (.mp4)")
     parser.add_argument("--max-offset", type=int, default=15, help="search offsets within +-N frames (default 15; LSE always uses 15)")
-    parser.add_argument("--backend", choices=("auto", "legacy", "tasks"), default="auto", help="landmark backend")
-    parser.add_argument("--face-model", help="face_landmarker.task for the mediapipe Tasks backend")
+    add_face_arguments(parser)
     parser.add_argument("--syncnet", metavar="PATH", help="syncnet_v2.model (syncnet_python's weights): also report LSE-C / LSE-D")
     parser.add_argument("--device", default="auto", help="device for SyncNet: auto (cuda when available), cpu, cuda, ...")
 
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not os.path.isfile(args.clip):
         print(f"clip not found: {args.clip}", file=sys.stderr)
+        return 2
+    problem = face_argument_error(args)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     syncnet = None
     if args.syncnet:
@@ -66,14 +71,18 @@ def run(args: argparse.Namespace) -> int:
         message = str(error)
         print(message if args.clip in message else f"{args.clip}: {message}", file=sys.stderr)
         return 2
-    with tqdm(total=len(frames), desc="landmarks", unit="frame") as bar:
-        landmarks = detect_face_landmarks(
-            frames,
-            backend=args.backend,
-            model_path=args.face_model,
-            fps=fps,
-            callback=lambda done, total: bar.update(done - bar.n),
-        )
+    try:
+        with tqdm(total=len(frames), desc="landmarks", unit="frame") as bar:
+            landmarks = detect_face_landmarks(
+                frames,
+                backend=args.backend,
+                model_path=args.face_model,
+                fps=fps,
+                callback=lambda done, total: bar.update(done - bar.n),
+            )
+    except RuntimeError as error:  # a .task file mediapipe cannot load
+        print(error, file=sys.stderr)
+        return 2
     try:
         score = clip_sync_score(landmarks, waveform, sample_rate, fps, args.max_offset)
     except ValueError as error:

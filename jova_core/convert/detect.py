@@ -40,9 +40,15 @@ def _any(keys: list[str], *fragments: str) -> bool:
 
 # (name, description, test on the key list, hint), tried in order after the transformers.
 _NOT_TRANSFORMERS = [
+    ("magihuman", "a daVinci-MagiHuman DiT (its base, distill and super-resolution DiTs share these keys)",
+     lambda k: "adapter.rope.bands" in k and "block.layers.0.attention.linear_qkv.weight" in k,
+     "jova_core.checkpoint.load_magihuman builds it; the sampler and nodes do not run it yet"),
+    ("sao-vae", "the Stable Audio Open (Oobleck) audio VAE, as daVinci-MagiHuman uses it",
+     lambda k: _any(k, "encoder.layers.0.weight_g") and _any(k, "decoder.layers.1.layers.0.alpha"),
+     "JoVA has no Stable Audio Open codec yet; its audio codec is MMAudio's VAE (jova_core.load_audio_codec)"),
     ("lora", "a LoRA (adapter weights only)",
      lambda k: _any(k, "lora_A", "lora_B", "lora_down", "lora_up", ".lora.", "lora_unet_"),
-     "load the base transformer here; JoVA does not apply LoRA files"),
+     "load the base transformer here and apply the LoRA with the JoVA LoRA Loader (models/loras)"),
     ("jova-raw", "a JoVA state dict without its config (no 'jova_config' metadata)",
      lambda k: "video.patch_embedding.weight" in k and "blocks.0.video.self_attn.q.weight" in k,
      "re-save it with jova_core.checkpoint.save_transformer so the config travels with it"),

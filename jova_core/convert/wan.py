@@ -61,6 +61,8 @@ DIFFUSERS_BLOCK = {
 }
 # Modules each branch has outside the blocks, in the original layout.
 BRANCH_MODULES = ("patch_embedding", "text_embedding", "time_embedding", "time_projection", "head")
+# ... of which the audio branch gets its own (audio latents do not fit video patches).
+NEW_AUDIO_MODULES = ("patch_embedding", "head")
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -82,20 +84,32 @@ def _rename(name: str, table: dict[str, str]) -> str | None:
     return None
 
 
+def diffusers_name_to_original(name: str) -> str:
+    """A diffusers WanTransformer3DModel parameter or module name in Wan's original naming;
+    a name with no original counterpart (image-to-video extras) is returned unchanged."""
+    block = _BLOCK_KEY.match(name)
+    if block:
+        rest = _rename(block.group(2), DIFFUSERS_BLOCK)
+        return f"blocks.{block.group(1)}.{rest}" if rest else name
+    return _rename(name, DIFFUSERS_TOP) or name
+
+
 def diffusers_to_original(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a diffusers WanTransformer3DModel state dict to Wan's original key names.
-    Keys with no original counterpart (image-to-video extras) keep their name, so the
-    converter can list them."""
-    out = {}
-    for key, value in state_dict.items():
-        block = _BLOCK_KEY.match(key)
-        if block:
-            rest = _rename(block.group(2), DIFFUSERS_BLOCK)
-            new = f"blocks.{block.group(1)}.{rest}" if rest else key
-        else:
-            new = _rename(key, DIFFUSERS_TOP) or key
-        out[new] = value
-    return out
+    Keys with no original counterpart keep their name, so the converter can list them."""
+    return {diffusers_name_to_original(key): value for key, value in state_dict.items()}
+
+
+def jova_names(wan_name: str) -> tuple[str, str | None]:
+    """Where a Wan2.1 parameter or module (original name) lives in the JoVA model that
+    convert_wan makes: (its video-branch name, the name of its audio-branch copy, or None
+    where the audio branch has its own, e.g. the patch embedding and head)."""
+    block = _BLOCK_KEY.match(wan_name)
+    if block:
+        return f"blocks.{block.group(1)}.video.{block.group(2)}", f"blocks.{block.group(1)}.audio.{block.group(2)}"
+    module = wan_name.split(".", 1)[0]
+    audio = f"audio.{wan_name}" if module in BRANCH_MODULES and module not in NEW_AUDIO_MODULES else None
+    return f"video.{wan_name}", audio
 
 
 def load_wan_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -164,7 +178,7 @@ def convert_wan(state_dict: dict[str, torch.Tensor], **config_overrides) -> tupl
     for module in BRANCH_MODULES:
         for name, tensor in source.take_prefix(module + ".").items():
             out[f"video.{module}.{name}"] = tensor
-            if module not in ("patch_embedding", "head"):
+            if module not in NEW_AUDIO_MODULES:
                 out[f"audio.{module}.{name}"] = tensor.clone()
     for i in range(config.num_layers):
         for name, tensor in source.take_prefix(f"blocks.{i}.").items():

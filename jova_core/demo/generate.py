@@ -42,11 +42,14 @@ def generate_demo(
     model=None,
     callback: Callable | None = None,
     joint_only: bool = False,
+    batch_guidance: bool = False,
 ) -> DemoClip:
     """One demo clip: text -> joint sampling (then, if the model's settings ask for it,
     an audio-driven video pass) -> demo codecs. callback: see sampling.sample; its
     StepInfo counts the steps of both passes (DemoSettings.sampling_steps). joint_only
-    skips the audio-driven pass (for comparisons)."""
+    skips the audio-driven pass (for comparisons). batch_guidance (sampling.sample's) is
+    off here: batching moves the last float bits, and the demo clip is kept bit-identical
+    to the published one (bench/guidance.py times both)."""
     from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
     from ..sampling import check_seed, sample
     from ..text.demo import DemoTextEncoder
@@ -72,6 +75,7 @@ def generate_demo(
         video_shape=video_shape,
         steps=steps, sampler=settings.sampler, shift=settings.shift,
         cfg_video=settings.cfg_video, cfg_audio=settings.cfg_audio, seed=seed, fps=settings.fps,
+        batch_guidance=batch_guidance,
     )
 
     def counting_from(done: int):

@@ -1,6 +1,8 @@
 """Attention backends, chosen by name.
 
-All take q, k, v as [B, S, H, D] and return [B, S, H, D]. Optional backends are
+All take q [B, S, H, D] and k, v [B, S, Hkv, D] and return [B, S, H, D]. Hkv may be
+fewer than H (grouped-query attention, Hkv dividing H): query head h reads key/value
+head h // (H // Hkv), flash-attn's grouping. Optional backends are
 imported only when chosen, so a missing flash-attn or sageattention never breaks
 an install that does not ask for them.
 """
@@ -18,8 +20,18 @@ BACKENDS = ("sdpa", "sage", "flash")
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    grouped = k.shape[2] != q.shape[2]
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), enable_gqa=grouped)
     return out.transpose(1, 2)
+
+
+def _repeat_kv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """k, v with each head repeated so that there is one per query head (for kernels
+    that take equal head counts only)."""
+    groups = q.shape[2] // k.shape[2]
+    if groups == 1:
+        return k, v
+    return k.repeat_interleave(groups, dim=2), v.repeat_interleave(groups, dim=2)
 
 
 def _sage() -> AttentionFn:
@@ -32,6 +44,7 @@ def _sage() -> AttentionFn:
         ) from err
 
     def attend(q, k, v):
+        k, v = _repeat_kv(q, k, v)
         return sageattn(q, k, v, tensor_layout="NHD", is_causal=False)
 
     return attend

@@ -104,3 +104,67 @@ def identity_angles(length: int, head_dim: int, device=None) -> torch.Tensor:
     """Angles that leave `length` tokens unrotated (text tokens in joint attention)."""
     return torch.zeros(length, head_dim // 2, dtype=torch.float64, device=device)
 
+
+
+# -- daVinci-MagiHuman's variant -------------------------------------------------------------
+# Per axis, n = head_dim / 8 bands 10000^(-k/n), the same for t, h and w; the 3n angles of a
+# token are ordered (t bands, h bands, w bands) and rotate the dim pairs (i, i + 3n) of the
+# first 6n head dims ("rotate half"); the last head_dim / 4 dims are never rotated.
+# A position is (coordinate - centre) * scale per axis, where an axis of `size` tokens read
+# against a reference size `ref` has scale (ref - 1) / (size - 1) (1 when ref = size = 1)
+# and h, w (not t) are centred on (size - 1) / 2.
+
+
+def magihuman_bands(head_dim: int, theta: float = 10000.0) -> torch.Tensor:
+    """The n = head_dim // 8 frequencies shared by the three axes, [n] float32."""
+    n = head_dim // 8
+    return 1.0 / theta ** (torch.arange(n, dtype=torch.float32) / n)
+
+
+def magihuman_positions(coords: torch.Tensor, size: tuple[int, int, int], ref: tuple[int, int, int]) -> torch.Tensor:
+    """coords [S, 3] (t, h, w) of a grid `size` read at reference size `ref` -> positions [S, 3], float64."""
+    size_t = torch.tensor(size, dtype=torch.float64, device=coords.device)
+    ref_t = torch.tensor(ref, dtype=torch.float64, device=coords.device)
+    unit = (size_t == 1) & (ref_t == 1)
+    scale = torch.where(unit, torch.ones_like(size_t), (ref_t - 1) / (size_t - 1).clamp(min=1))
+    centre = (size_t - 1) / 2
+    centre[0] = 0
+    return (coords.double() - centre) * scale
+
+
+def magihuman_video_positions(grid: tuple[int, int, int], device=None) -> torch.Tensor:
+    """Patch grid (F, H, W) -> [F*H*W, 3] positions (f, y - (H-1)/2, x - (W-1)/2), raster order."""
+    return magihuman_positions(video_positions(grid, device=device), grid, grid)
+
+
+def magihuman_audio_positions(length: int, device=None) -> torch.Tensor:
+    """T audio tokens -> [T, 3] positions: t_j = j * ((T - 1) // 4) / (T - 1), i.e. exactly
+    j / 4 (four audio tokens per video latent frame) when T = 4 (F - 1) + 1; h = w = 0.
+    Depends on the length only."""
+    coords = torch.zeros(length, 3, dtype=torch.float64, device=device)
+    coords[:, 0] = torch.arange(length, dtype=torch.float64, device=device)
+    return magihuman_positions(coords, (length, 1, 1), ((length - 1) // 4 + 1, 1, 1))
+
+
+def magihuman_text_positions(length: int, device=None) -> torch.Tensor:
+    """L text tokens -> [L, 3] positions: coordinates j - L on an axis of L read against a
+    reference of 1, so scale 0 (no rotation) unless L = 1, where the one token sits at t = -1."""
+    coords = torch.zeros(length, 3, dtype=torch.float64, device=device)
+    coords[:, 0] = torch.arange(length, dtype=torch.float64, device=device) - length
+    return magihuman_positions(coords, (length, 1, 1), (1, 1, 1))
+
+
+def magihuman_angles(positions: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+    """positions [S, 3] -> angles [S, 3n] ordered (t bands, h bands, w bands), float64."""
+    return (positions.double()[:, :, None] * bands.double().to(positions.device)).flatten(1)
+
+
+def apply_rope_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x [B, S, H, D] in fp32 by the angles whose cos, sin [S, R/2] are given: dims
+    i and i + R/2 (i < R/2) form a pair, (a, b) -> (a cos - b sin, b cos + a sin); dims R..
+    pass unchanged."""
+    half = cos.shape[-1]
+    x32 = x.float()
+    cos, sin = cos[:, None], sin[:, None]
+    a, b, rest = x32[..., :half], x32[..., half : 2 * half], x32[..., 2 * half :]
+    return torch.cat((a * cos - b * sin, b * cos + a * sin, rest), dim=-1).type_as(x)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+import functools
+
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
@@ -94,6 +96,17 @@ class JoVATransformer(nn.Module):
     def set_attention(self, name: str) -> None:
         self.attention_backend = name
         self._attend = get_attention(name)
+
+    def compile_blocks(self, **options) -> None:
+        """torch.compile each block's forward in place (regional compilation).
+
+        The blocks share one code object, so torch compiles it once per kind of block
+        (dual-, single-stream) and input shape and reuses it for every block of that kind:
+        a first step that compiles for seconds to minutes instead of the whole model's
+        graph. Only `forward` is compiled: hooks on a block (block swap moving it between
+        devices) stay outside the compiled region. `options` go to torch.compile."""
+        for block in self.blocks:
+            block.forward = _compiled_with_hook_guards(block.forward, **options)
 
     def reset_parameters(self) -> None:
         """Wan2.1's initialisation: xavier linears, small text/time MLPs, zero heads."""
@@ -282,6 +295,21 @@ class JoVATransformer(nn.Module):
         nf, nt = grid
         x = x.reshape(x.shape[0], nf, nt, pf, pa, -1)
         return x.permute(0, 5, 1, 3, 2, 4).reshape(x.shape[0], -1, nf * pf, nt * pa)
+
+
+def _compiled_with_hook_guards(forward, **options):
+    """torch.compile(forward), compiled with guards on the hooks of the modules it runs:
+    torch skips those guards by default, and a LoRA attached to or removed from the
+    block's layers (jova_core.lora adds forward hooks) would then go unseen by code
+    compiled before."""
+    compiled = torch.compile(forward, **options)
+
+    @functools.wraps(forward)
+    def run(*args, **kwargs):
+        with torch._dynamo.config.patch(skip_nnmodule_hook_guards=False):
+            return compiled(*args, **kwargs)
+
+    return run
 
 
 def num_parameters(model: nn.Module) -> int:

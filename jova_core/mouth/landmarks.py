@@ -3,13 +3,16 @@
 Two backends, chosen automatically:
 
 * ``"legacy"``: the face mesh bundled inside mediapipe <= 0.10.21
-  (``mp.solutions.face_mesh``); needs no model file, so it works offline.
-* ``"tasks"``: the Tasks ``FaceLandmarker`` (the only one left in mediapipe >= 0.10.30);
-  it needs a ``face_landmarker.task`` model file, given as ``model_path`` or in the
-  ``JOVA_FACE_LANDMARKER`` environment variable.
+  (``mp.solutions.face_mesh``).
+* ``"tasks"``: the Tasks ``FaceLandmarker`` (the only one left in mediapipe >= 0.10.30)
+  with a ``.task`` model file: by default the one the pack ships
+  (``jova_core/assets/face_landmarker.task``, built from the networks of the legacy face
+  mesh; see ``face_model.py``), or any face_landmarker.task given as ``model_path``.
 
-Both give the same 468-point face mesh topology (the Tasks model adds 10 iris points
-after them), so the lip indices below serve both.
+Neither downloads anything. On a still image both give the same points (within 0.01
+pixel); in video mode their tracking differs slightly (about a pixel). Both use the
+468-point face mesh topology (Tasks models add 10 iris points after it, dropped here),
+so the lip indices below serve both.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ..io.frames import to_uint8_frames
+from .face_model import SHIPPED
 
 # Face-mesh indices of the lip contours, each ordered around its loop, starting at the
 # left mouth corner and running along the upper lip first. Together they are exactly
@@ -33,10 +37,8 @@ LEFT_CORNER, RIGHT_CORNER = 61, 291
 UPPER_INNER, LOWER_INNER = 13, 14
 
 FACE_MESH_POINTS = 468
-TASK_MODEL_ENV = "JOVA_FACE_LANDMARKER"
-TASK_MODEL_URL = (
-    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task"
-)
+# model_path for the shipped face_landmarker.task (None means it too).
+BUILT_IN = "built-in"
 
 
 @dataclass
@@ -95,13 +97,8 @@ def _face_area(points: np.ndarray) -> float:
 
 class _LegacyFaceMesh:
     def __init__(self, max_faces: int, video: bool, min_confidence: float):
-        try:
-            from mediapipe.python.solutions import face_mesh
-        except ImportError as error:  # mediapipe >= 0.10.30 dropped the bundled solutions
-            raise RuntimeError(
-                "this mediapipe has no bundled face mesh (it was removed in 0.10.30): use the "
-                f"'tasks' backend with a face_landmarker.task file ({_where_to_put_task_model()})"
-            ) from error
+        from mediapipe.python.solutions import face_mesh  # resolve_backend checked that it exists
+
         self._mesh = face_mesh.FaceMesh(
             static_image_mode=not video,  # video mode tracks the face instead of re-detecting it
             max_num_faces=max_faces,
@@ -140,8 +137,8 @@ class _TasksFaceLandmarker:
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except RuntimeError as error:
             raise RuntimeError(
-                f"mediapipe could not load {model_path!r} as a face landmarker ({error}); it must be the "
-                f"face_landmarker.task file: {_where_to_put_task_model()}"
+                f"mediapipe could not load {model_path!r} as a face landmarker ({error}); give a "
+                f"face_landmarker.task file, or '{BUILT_IN}' for the model the pack ships"
             ) from error
 
     def __call__(self, frame: np.ndarray, index: int) -> list[np.ndarray]:
@@ -156,41 +153,46 @@ class _TasksFaceLandmarker:
         self._landmarker.close()
 
 
-def _where_to_put_task_model() -> str:
-    return (
-        f"download {TASK_MODEL_URL} and pass its path as model_path (CLI: --face-model), "
-        f"or set the {TASK_MODEL_ENV} environment variable to it"
-    )
+_NO_LEGACY = (
+    "this mediapipe has no bundled face mesh (it was removed in 0.10.30): use the 'tasks' "
+    "or 'auto' landmark backend, which run the face model the pack ships"
+)
+
+
+def _has_legacy_face_mesh() -> bool:
+    """Whether this mediapipe still carries its face mesh (>= 0.10.30 dropped it)."""
+    try:
+        from mediapipe.python.solutions import face_mesh  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def resolve_backend(backend: str = "auto", model_path: str | None = None) -> tuple[str, str | None]:
     """Pick the landmark backend: (name, task model path or None).
 
-    "auto" takes the Tasks backend when a model file is given (argument or
-    environment), otherwise the bundled legacy face mesh when this mediapipe has one.
+    model_path: a face_landmarker.task file, or None / "built-in" for the shipped model.
+    "auto" takes the bundled legacy face mesh when this mediapipe has one and no file is
+    given (it runs the same networks as the shipped model), otherwise the Tasks backend.
     """
     if backend not in ("auto", "legacy", "tasks"):
         raise ValueError(f"backend must be 'auto', 'legacy' or 'tasks', got {backend!r}")
-    model_path = model_path or os.environ.get(TASK_MODEL_ENV) or None
+    own_file = model_path not in (None, "", BUILT_IN)
     if backend == "auto":
-        if model_path:
-            backend = "tasks"
-        else:
-            try:
-                from mediapipe.python.solutions import face_mesh  # noqa: F401
-
-                backend = "legacy"
-            except ImportError:
-                raise RuntimeError(
-                    "no face landmark model: this mediapipe has no bundled face mesh, so the "
-                    f"Tasks FaceLandmarker is needed; {_where_to_put_task_model()}"
-                ) from None
-    if backend == "tasks":
-        if not model_path:
-            raise FileNotFoundError(f"the 'tasks' landmark backend needs a face_landmarker.task file: {_where_to_put_task_model()}")
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(f"face landmarker model not found at {model_path!r}: {_where_to_put_task_model()}")
-    return backend, (model_path if backend == "tasks" else None)
+        backend = "legacy" if not own_file and _has_legacy_face_mesh() else "tasks"
+    if backend == "legacy":
+        if own_file:
+            raise ValueError(f"the 'legacy' landmark backend runs mediapipe's bundled face mesh; {model_path!r} needs 'tasks' or 'auto'")
+        if not _has_legacy_face_mesh():
+            raise RuntimeError(_NO_LEGACY)
+        return backend, None
+    path = str(model_path) if own_file else str(SHIPPED)
+    if not os.path.isfile(path):
+        if own_file:
+            raise FileNotFoundError(f"face landmark model not found at {path!r}; give a face_landmarker.task file or '{BUILT_IN}'")
+        raise FileNotFoundError(f"the shipped face model {path} is missing: reinstall the pack, or rebuild it with "
+                                f"'python -m jova_core.mouth.face_model {path}' (needs mediapipe==0.10.21)")
+    return backend, path
 
 
 def _link_tracks(detections: list[list[np.ndarray]], faces: str) -> list[np.ndarray]:
@@ -247,6 +249,7 @@ def detect_face_landmarks(
     video: True when frames are consecutive (lets the backend track instead of
         re-detecting); False for unrelated images.
     faces: "largest" (one track: the largest face in each frame) or "all".
+    backend / model_path: see ``resolve_backend`` (by default the shipped model).
     callback(done, total) is called after each frame; raise from it to stop.
     Frames with no face are listed in ``missing_frames``; they never raise.
     """

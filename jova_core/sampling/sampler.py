@@ -9,23 +9,30 @@ One step, for each modality being generated (see modes.py for which are):
 
 The unconditional pass is one model call carrying both negatives (the video branch reads
 ``text``, the audio branch ``text_audio``); it is skipped when no generated modality
-has a guidance scale other than 1. A modality that is given is fed clean, at t = 0, and
-returned unchanged.
+has a guidance scale other than 1. With `batch_guidance` (the default) the conditional
+and negative passes are one forward over a doubled batch [cond; negative]: the weights
+are read once per step and every matmul is twice as tall, for the same velocities up to
+float rounding. It falls back to two forwards when the prompts' hidden states differ in
+shape or when the doubled batch does not fit in the device's memory. A modality that is
+given is fed clean, at t = 0, and returned unchanged.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
 from .schedule import predicted_x0, sampling_sigmas, timesteps_from_sigma
 from .seed import seeded_generator
 from .solvers import make_solver
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class StepInfo:
@@ -62,6 +69,7 @@ def sample(
     seed: int = 0,
     fps: float | None = None,
     callback: Callable[[StepInfo], None] | None = None,
+    batch_guidance: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Generate video and/or audio latents with a JoVA transformer.
 
@@ -88,6 +96,7 @@ def sample(
     fps: video frame rate, for the time-aligned audio RoPE.
     callback: called with a StepInfo after every step (progress, previews); raising
         from it stops sampling (interruption) and the exception propagates.
+    batch_guidance: one forward over [cond; negative] per step instead of two (see above).
     Returns (video latents, audio latents), float32 on the model's device: None for an
     absent modality, the given latents unchanged for a given one.
     """
@@ -138,6 +147,7 @@ def sample(
     solver = video_solver or audio_solver
     sigmas = solver.sigmas.tolist()  # [steps + 1], as the solver steps them (ends at 0)
     clean = torch.zeros((), device=device)
+    passes = _GuidancePasses(model, cond, uncond, batch_guidance)
 
     for i in range(steps):
         sigma = sigmas[i]
@@ -150,9 +160,10 @@ def sample(
             t_audio=t if setup.audio_role == GENERATE else clean,
             reference=setup.condition, fps=fps,
         )
-        v_video, v_audio = model(**inputs, **cond)
-        if uncond is not None:
-            n_video, n_audio = model(**inputs, **uncond)
+        if uncond is None:
+            v_video, v_audio = model(**inputs, **cond)
+        else:
+            (v_video, v_audio), (n_video, n_audio) = passes(inputs)
             v_video = _guide(v_video, n_video, cfg_video)
             v_audio = _guide(v_audio, n_audio, cfg_audio)
 
@@ -169,6 +180,57 @@ def sample(
     if setup.held_first is not None:
         video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], 0.0)
     return video, audio
+
+
+class _GuidancePasses:
+    """The conditional and negative forwards of a guided step: one batched forward when
+    the two prompts stack (and memory allows), else two."""
+
+    def __init__(self, model, cond: dict, uncond: dict | None, batched: bool):
+        self.model, self.cond, self.uncond = model, cond, uncond
+        self.texts = self._stacked_texts() if batched and uncond is not None else None
+
+    def _stacked_texts(self) -> dict | None:
+        """{text, text_audio}: (cond, negative) of equal shapes, or None when they cannot be."""
+        config = self.model.config
+        pairs = {}
+        for key in ("text", "text_audio"):
+            cond = self.cond[key] if self.cond[key] is not None else self.cond["text"]  # what the model reads
+            neg = self.uncond[key]
+            if cond.shape[2:] != neg.shape[2:]:
+                return None
+            if cond.shape[1] != neg.shape[1]:
+                # Cross-attention text is zero-padded to text_len by the model anyway, so padding
+                # the shorter prompt to the longer one changes nothing; joint text attends to
+                # every token, so prompts of different lengths there are run separately.
+                length = max(cond.shape[1], neg.shape[1])
+                if getattr(config, "text_attention", None) != "cross" or length > config.text_len:
+                    return None
+                cond, neg = (F.pad(t, (0, 0, 0, length - t.shape[1])) for t in (cond, neg))
+            pairs[key] = (cond, neg)
+        return pairs
+
+    def __call__(self, inputs: dict):
+        """((cond video, cond audio), (negative video, negative audio)) velocities."""
+        if self.texts is not None:
+            try:
+                return self._batched(inputs)
+            except torch.OutOfMemoryError:
+                self.texts = None
+                log.warning("batched guidance does not fit in memory; running the two passes one after the other")
+        return self.model(**inputs, **self.cond), self.model(**inputs, **self.uncond)
+
+    def _batched(self, inputs: dict):
+        latents = inputs["video"] if inputs["video"] is not None else inputs["audio"]
+        batch = latents.shape[0]
+        doubled = dict(inputs)
+        for key in ("video", "audio", "reference"):
+            if inputs[key] is not None:
+                doubled[key] = torch.cat([inputs[key], inputs[key]])
+        for key, (cond, neg) in self.texts.items():
+            doubled[key] = torch.cat([cond.expand(batch, -1, -1), neg.expand(batch, -1, -1)])
+        out = self.model(**doubled)
+        return tuple(None if v is None else v[:batch] for v in out), tuple(None if v is None else v[batch:] for v in out)
 
 
 def _check_settings(steps, cfg_video, cfg_audio, fps) -> None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
+from safetensors.torch import save_file
 
+from ..files import atomic_output
+from ..lora import ADAPTER_FORMAT
 from ..model.transformer import JoVATransformer
 
 # peft full-matches this against module names such as "blocks.3.video_text.self_attn.q".
@@ -20,7 +23,8 @@ ADAPTER = "default"
 
 
 def add_lora(model: JoVATransformer, rank: int, alpha: float = 0.0) -> JoVATransformer:
-    """Inject rank-`rank` adapters in place; afterwards only adapter weights require grad."""
+    """Inject rank-`rank` adapters in place (alpha 0 means alpha = rank); afterwards only
+    adapter weights require grad."""
     config = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=BLOCK_LINEARS, lora_dropout=0.0)
     model = inject_adapter_in_model(config, model, adapter_name=ADAPTER)
     for name, param in model.named_parameters():
@@ -30,6 +34,16 @@ def add_lora(model: JoVATransformer, rank: int, alpha: float = 0.0) -> JoVATrans
 
 def adapter_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if "lora_" in k}
+
+
+def save_adapter(model: torch.nn.Module, path: str, rank: int, alpha: float = 0.0) -> None:
+    """The adapter alone as a small safetensors file (JoVA layer names, PEFT's factor names,
+    its alpha in the metadata): what resuming reads, and what jova_core.lora applies to a
+    loaded model (the JoVA LoRA Loader node)."""
+    tensors = {k: v.detach().contiguous() for k, v in adapter_state_dict(model).items()}
+    metadata = {"format": ADAPTER_FORMAT, "lora_rank": str(rank), "lora_alpha": str(float(alpha or rank))}
+    with atomic_output(path, overwrite=True) as partial:
+        save_file(tensors, partial, metadata=metadata)
 
 
 def merged_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

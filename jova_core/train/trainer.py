@@ -10,6 +10,10 @@ the per-process mean losses' gradients, which equals the gradient of the global 
 Checkpoints (output_dir/checkpoint-NNNNNN/):
   transformer.safetensors  native JoVA file (adapters merged when training LoRA)
   lora.safetensors         the adapter weights alone (LoRA only; what resuming reads)
+  ...
+and at the end output_dir/transformer.safetensors, plus output_dir/lora.safetensors when
+training LoRA: the small file to share and apply at a strength (jova_core.apply_lora,
+the JoVA LoRA Loader node).
   optimizer.pt             optimizer + LR schedule state (read with weights_only=True)
   state.json               step, loss history, the recipe
 """
@@ -24,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from safetensors.torch import save_file
 
 from ..checkpoint import build_from_state_dict, load_native, save_transformer
 from ..config import preset_config
@@ -34,9 +37,10 @@ from ..weights import read_state_dict, torch_load
 from .config import TrainConfig
 from .data import CachedClips
 from .loss import draw_noise, flow_losses
-from .lora import adapter_state_dict, add_lora, merged_state_dict
+from .lora import adapter_state_dict, add_lora, merged_state_dict, save_adapter
 
 FINAL_NAME = "transformer.safetensors"
+ADAPTER_NAME = "lora.safetensors"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -205,6 +209,9 @@ def train(
         result.last_checkpoint = _save_checkpoint(accelerator, cfg, model, optimizer, schedule, cfg.steps, history_all, lora)
         if accelerator.is_main_process:
             save_native(accelerator.unwrap_model(model), lora, final_path, metadata)
+            if lora:
+                save_adapter(accelerator.unwrap_model(model), os.path.join(cfg.output_dir, ADAPTER_NAME),
+                             cfg.lora_rank, cfg.lora_alpha)
         result.wrote_final = True
     accelerator.wait_for_everyone()
     result.final_path = final_path
@@ -225,8 +232,7 @@ def _save_checkpoint(accelerator, cfg, model, optimizer, schedule, step, history
         unwrapped = accelerator.unwrap_model(model)
         save_native(unwrapped, lora, os.path.join(path, FINAL_NAME), _file_metadata(cfg, step))
         if lora:
-            with atomic_output(os.path.join(path, "lora.safetensors"), overwrite=True) as partial:
-                save_file({k: v.contiguous() for k, v in adapter_state_dict(unwrapped).items()}, partial)
+            save_adapter(unwrapped, os.path.join(path, ADAPTER_NAME), cfg.lora_rank, cfg.lora_alpha)
         with atomic_output(os.path.join(path, "optimizer.pt"), overwrite=True) as partial:
             torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, partial)
         # state.json last: a checkpoint folder counts only once it is complete.
@@ -240,11 +246,11 @@ def _load_checkpoint(path, model, optimizer, schedule, lora) -> tuple[int, list[
     with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
         state = json.load(f)
     if lora:
-        adapters = read_state_dict(os.path.join(path, "lora.safetensors"))
+        adapters = read_state_dict(os.path.join(path, ADAPTER_NAME))
         expected = adapter_state_dict(model)
         if set(adapters) != set(expected):
             raise KeyError(
-                f"{path}/lora.safetensors holds different adapters than this recipe makes "
+                f"{path}/{ADAPTER_NAME} holds different adapters than this recipe makes "
                 f"(missing {sorted(set(expected) - set(adapters))[:4]}, unexpected {sorted(set(adapters) - set(expected))[:4]})"
             )
         model.load_state_dict(adapters, strict=False)

@@ -75,6 +75,15 @@ class model_patcher:
             self.offload_device = offload_device
             self.size = size
 
+        def clone(self):
+            """A patcher on the same model (ComfyUI: model management treats them as one model)."""
+            n = type(self)(self.model, self.load_device, self.offload_device, self.size)
+            n.parent = self
+            return n
+
+        def is_clone(self, other):
+            return getattr(other, "model", None) is self.model
+
         def model_size(self):
             return sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
 

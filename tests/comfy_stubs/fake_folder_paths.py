@@ -19,7 +19,7 @@ def configure(base_dir: str) -> None:
     _temp_directory = os.path.join(base_dir, "temp")
     _input_directory = os.path.join(base_dir, "input")
     folder_names_and_paths.clear()
-    for name in ("diffusion_models", "vae", "text_encoders"):
+    for name in ("diffusion_models", "vae", "text_encoders", "loras"):
         folder_names_and_paths[name] = ([os.path.join(models_dir, name)], set(supported_pt_extensions))
     for path in (_output_directory, _temp_directory, _input_directory,
                  *(p for paths, _ in folder_names_and_paths.values() for p in paths)):
