@@ -439,16 +439,17 @@ def test_sampler_node_names_a_latent_made_for_another_model(env):
 
 
 def test_core_vae_of_another_family_is_named(env):
-    class FakeWan22VAE:
-        latent_channels = 48
+    class FakeImageVAE:  # e.g. SD1.5's: 4 channels, no temporal compression, 8x spatial
+        latent_channels = 4
 
         def temporal_compression_decode(self):
-            return 4
+            return 1
 
         def spacial_compression_decode(self):
-            return 16
+            return 8
 
     with pytest.raises(ValueError) as error:
-        env.n.codecs.CoreVAEVideoCodec(FakeWan22VAE())
+        env.n.codecs.CoreVAEVideoCodec(FakeImageVAE())
     message = one_line(error)
-    assert "48 latent channels" in message and "(the Wan2.2 VAE's)" in message and "Wan2.1 VAE (16 channels" in message
+    assert "4 latent channels, 1x temporal and 8x spatial" in message
+    assert "Wan2.1 VAE (16 channels" in message and "Wan2.2 VAE (48 channels" in message

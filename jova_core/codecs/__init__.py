@@ -25,11 +25,10 @@ def load_audio_codec(vae_path: str, vocoder_path: str | None = None, dtype=None,
     `best_netG.pt` / NVIDIA's v2 44 kHz `bigvgan_generator.pt`), or, without a vocoder, the
     Stable Audio Open VAE (MagiHuman's: stable-audio-open-1.0 `model.safetensors` or
     `vae/diffusion_pytorch_model.safetensors`)."""
-    from .stable_audio import is_stable_audio_file
+    from .stable_audio import is_stable_audio_file, is_stable_audio_safetensors
 
-    is_stable_audio = is_stable_audio_file(vae_path)
     if vocoder_path is None:
-        if not is_stable_audio:
+        if not is_stable_audio_file(vae_path):
             raise ValueError(
                 f"{vae_path} is not the Stable Audio Open VAE, the one audio VAE that needs no vocoder: "
                 "pick its vocoder too (MMAudio v1-16.pth / v1-44.pth: the matching BigVGAN file)"
@@ -37,7 +36,7 @@ def load_audio_codec(vae_path: str, vocoder_path: str | None = None, dtype=None,
         from .stable_audio import load_stable_audio_codec
 
         return load_stable_audio_codec(vae_path, dtype=dtype, device=device)
-    if is_stable_audio:
+    if is_stable_audio_safetensors(vae_path):
         raise ValueError(f"{vae_path} is the Stable Audio Open VAE, which decodes waveforms itself: pick no vocoder")
     from .mmaudio import load_mmaudio_codec
 
