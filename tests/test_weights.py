@@ -192,7 +192,7 @@ def test_exact_build_names_every_offender_and_never_initialises_randomly():
 
 
 def test_missing_file_names_what_was_expected(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"absent\.pth'; expected a Wan2\.1 VAE"):
+    with pytest.raises(FileNotFoundError, match=r"absent\.pth'; expected a Wan VAE"):
         load_video_codec(str(tmp_path / "absent.pth"))
 
 
