@@ -1,7 +1,9 @@
 """JoVA checkpoints: the native format, and dispatch of other transformers to their converters.
 
 Native format: a safetensors file whose metadata holds the config,
-metadata["format"] = "jova", metadata["jova_config"] = JoVAConfig.to_json().
+metadata["format"] = "jova", metadata["jova_config"] = JoVAConfig.to_json(), and for
+models converted from a release with its own inference settings (JavisDiT++)
+metadata["jova_defaults"] = GenerationDefaults.to_json() (jova_core.defaults).
 `load_transformer` also reads Wan2.1 (original, ComfyUI, diffusers layouts) and
 JavisDiT++ transformers, converting on the fly (jova_core.convert), and names what any
 other file looks like. Loading never falls back to random initialisation: a missing or
@@ -19,15 +21,20 @@ from safetensors.torch import save_file
 
 from .config import JoVAConfig
 from .convert import convert_javisdit, convert_magihuman, convert_wan, is_magihuman
-from .convert.detect import FileKind, identify
+from .convert.javisdit import JAVISDIT_DEFAULTS
 from .convert.lora import merge_peft_lora, split_peft_wrapping
+from .defaults import GenerationDefaults
 from .files import atomic_output, check_writable
+from .identify import FileKind, identify
 from .model.magihuman import MagiHumanTransformer
 from .model.transformer import JoVATransformer
 from .weights import Progress, build_exactly, check_state_dict, peek, read_metadata, read_state_dict, weight_files
 
 FORMAT_TAG = "jova"
 CONVERTERS = {"wan2.1": convert_wan, "javisdit": convert_javisdit}
+# Inference settings a source model comes with; written into the converted file.
+SOURCE_DEFAULTS = {"javisdit": JAVISDIT_DEFAULTS}
+DEFAULTS_KEY = "jova_defaults"
 
 
 def save_state_dict(
@@ -83,6 +90,16 @@ def load_native(path: str, dtype=None, device="cpu", attention="sdpa", progress:
 def identify_file(path: str) -> FileKind:
     """What the checkpoint at `path` is (reads key names and metadata only)."""
     return identify(*peek(path))
+
+
+def generation_defaults(path: str) -> GenerationDefaults | None:
+    """The generation defaults a transformer file carries: those stored in a native file's
+    metadata, or those of the model a foreign file is (JavisDiT++); None when it has none."""
+    kind = identify_file(path)
+    if kind.name == FORMAT_TAG:
+        stored = read_metadata(path).get(DEFAULTS_KEY)
+        return GenerationDefaults.from_json(stored) if stored else None
+    return SOURCE_DEFAULTS.get(kind.name)
 
 
 def _refuse(path: str, kind: FileKind, wanted: str = "a JoVA transformer") -> ValueError:
@@ -147,6 +164,8 @@ def convert_checkpoint(
     source_tensors, merged_adapter = _read_foreign(src, dtype, progress)
     config, tensors = convert_state_dict(kind, source_tensors, src)
     metadata = {"converted_from": fmt, "source_file": os.path.basename(os.path.normpath(src))}
+    if fmt in SOURCE_DEFAULTS:
+        metadata[DEFAULTS_KEY] = SOURCE_DEFAULTS[fmt].to_json()
     if merged_adapter:
         metadata["merged_adapter"] = "lora/"
     save_state_dict(config, tensors, out, extra_metadata=metadata, overwrite=overwrite)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .defaults import GenerationDefaults
 from .geometry import ModelGeometry, valid_video_size
 
 
@@ -39,13 +40,15 @@ class ClipGeometry:
 
 
 def clip_geometry(geometry: ModelGeometry, width: int, height: int, seconds: float, fps: float,
-                  batch_size: int = 1) -> ClipGeometry:
+                  batch_size: int = 1, defaults: GenerationDefaults | None = None) -> ClipGeometry:
     """Round a requested clip to sizes the codecs and the transformer's patches accept.
 
     Width/height: nearest multiples of spatial stride x patch size (Wan2.1: 8 x 2 = 16).
     Frames: 1 + k x temporal stride, at most seconds x fps (the causal video VAE keeps
     the first frame alone). Audio: the latent frames the audio encoder makes for the
-    clip's duration, so decoded sound and video have the same length.
+    clip's duration, so decoded sound and video have the same length; or, when the
+    model's `defaults` carry their own rule (JavisDiT++ rounds up; decoding cuts the
+    sound to the clip), that rule's count.
     """
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps}")
@@ -57,15 +60,18 @@ def clip_geometry(geometry: ModelGeometry, width: int, height: int, seconds: flo
     patch_f, patch_t = geometry.audio_patch
     if audio.frequency_bins % patch_f or audio.frequency_bins < patch_f:
         raise ValueError(
-            "this model's audio branch takes 2-D (frequency x time) audio latents, e.g. JavisDiT++'s "
-            "AudioLDM2 latents; the pack's audio codecs (MMAudio) make 1-D latents"
+            f"this model's audio branch takes 2-D (frequency x time) audio latents in patches of {patch_f} "
+            f"frequency bins, but its config gives them {audio.frequency_bins}: a JavisDiT++ file converted before "
+            "AudioLDM2 support; convert the release again (python -m jova_core convert --format javisdit)"
         )
     multiple = geometry.pixel_multiple
     frames, height_r, width_r = valid_video_size(
         max(1, round(seconds * fps)), height, width, multiple, temporal_stride=video.temporal_stride
     )
-    # As the audio encoder counts: whole latent frames in the clip's duration.
-    audio_len = math.floor(frames / fps * audio.latent_rate + 1e-6) // patch_t * patch_t
+    if defaults is not None:
+        audio_len = defaults.audio_latent_frames(frames / fps, audio.latent_rate) // patch_t * patch_t
+    else:  # as the audio encoder counts: whole latent frames in the clip's duration
+        audio_len = math.floor(frames / fps * audio.latent_rate + 1e-6) // patch_t * patch_t
     video_shape = (batch_size, *video.latent_shape(frames, height_r, width_r))
     audio_shape = (batch_size, *audio.latent_shape(max(patch_t, audio_len)))
     return ClipGeometry(width_r, height_r, frames, fps, video_shape, audio_shape)

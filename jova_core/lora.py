@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .convert.detect import identify
+from .identify import identify
 from .convert.lora import KOHYA_PREFIX, LoraPair, short_list, lora_pairs
 from .convert.wan import diffusers_name_to_original, jova_names
 from .weights import peek, read_state_dict

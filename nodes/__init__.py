@@ -1,6 +1,7 @@
 """The pack's ComfyUI nodes (V3 schema), all in the "JoVA" menu category."""
 
 from .decode import JoVADecode
+from .defaults import JoVAModelDefaults
 from .latent import JoVAEmptyLatent
 from .loaders import (
     JoVAAudioCodecLoader,
@@ -25,6 +26,7 @@ NODES = (
     JoVAT5GemmaLoader,
     JoVADemoReferenceImage,
     JoVATextEncode,
+    JoVAModelDefaults,
     JoVAEmptyLatent,
     JoVASampler,
     JoVADecode,

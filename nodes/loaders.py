@@ -13,7 +13,7 @@ import torch
 from comfy_api.latest import io
 from diffusers.hooks import apply_layerwise_casting
 
-from ..jova_core.checkpoint import load_transformer
+from ..jova_core.checkpoint import generation_defaults, load_transformer
 from ..jova_core.codecs import load_audio_codec, load_video_codec
 from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
 from ..jova_core.demo import load_demo_model, load_demo_settings, reference_frame
@@ -121,15 +121,17 @@ class JoVAModelLoader(io.ComfyNode):
             source = "the built-in CPU demo model"
             transformer = load_demo_model().to(offload_device, load_dtype)
             transformer.set_attention(attention)
+            defaults = None
         else:
             source = resolve(MODEL_FOLDERS, model_name)
             transformer = load_transformer(source, dtype=load_dtype, device=offload_device, attention=attention,
                                            progress=interruptible_progress())
+            defaults = generation_defaults(source)
         if dtype in FP8:
             store_in_fp8(transformer, dtype)
         if compile_blocks:
             transformer.compile_blocks()
-        return io.NodeOutput(JoVAModelHandle(transformer, source, offload, blocks_on_gpu))
+        return io.NodeOutput(JoVAModelHandle(transformer, source, offload, blocks_on_gpu, defaults=defaults))
 
 
 class JoVAAudioCodecLoader(io.ComfyNode):
@@ -143,10 +145,12 @@ class JoVAAudioCodecLoader(io.ComfyNode):
             display_name="JoVA Audio Codec Loader",
             category=CATEGORY,
             description=(
-                "MMAudio VAE + BigVGAN vocoder pair from models/jova_audio or models/vae: v1-16.pth with "
-                "MMAudio's best_netG.pt (16 kHz), or v1-44.pth with NVIDIA's bigvgan_v2_44khz_128band_512x "
-                "(44.1 kHz); or Stable Audio Open 1.0's VAE alone (MagiHuman's stereo codec: model.safetensors "
-                "or vae/diffusion_pytorch_model.safetensors, no vocoder). The variant is read from the files. "
+                "Audio VAE (+ vocoder) from models/jova_audio or models/vae, recognised from the files: "
+                "MMAudio's v1-16.pth with its best_netG.pt (16 kHz) or v1-44.pth with NVIDIA's "
+                "bigvgan_v2_44khz_128band_512x (44.1 kHz); for JavisDiT++, AudioLDM2's "
+                "vae/diffusion_pytorch_model.safetensors with its vocoder/model.safetensors (cvssp/audioldm2); "
+                "or Stable Audio Open 1.0's VAE alone (MagiHuman's stereo codec: model.safetensors or "
+                "vae/diffusion_pytorch_model.safetensors, no vocoder). "
                 "'demo' needs no files."
             ),
             inputs=[

@@ -12,6 +12,8 @@ LORA_FOLDERS = ("loras",)
 
 
 class JoVALoraLoader(io.ComfyNode):
+    FILE_FOLDERS = {"lora_name": LORA_FOLDERS}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -25,14 +27,15 @@ class JoVALoraLoader(io.ComfyNode):
                 "layers this model lacks is refused."
             ),
             inputs=[
-                JoVAModel.Input("model"),
-                io.Combo.Input("lora_name", options=list_files(LORA_FOLDERS)),
+                JoVAModel.Input("model", tooltip="The JoVA model to adapt (from the JoVA Model Loader or another LoRA Loader)."),
+                io.Combo.Input("lora_name", options=list_files(LORA_FOLDERS),
+                               tooltip="A LoRA file in models/loras: the JoVA trainer's lora.safetensors or a Wan2.1 T2V LoRA."),
                 io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.01,
                                tooltip="1 applies the LoRA as trained; 0 leaves the model as it is; negative values push away from it."),
                 io.Boolean.Input("apply_to_audio", default=False,
                                  tooltip="Also apply a Wan2.1 LoRA to the audio branch's copy of the Wan layers."),
             ],
-            outputs=[JoVAModel.Output("model")],
+            outputs=[JoVAModel.Output("model", tooltip="The same model sampling with this LoRA added (the input model is unchanged).")],
         )
 
     @classmethod

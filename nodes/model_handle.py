@@ -37,6 +37,8 @@ class JoVAModelHandle:
     offload: str = "whole model"
     blocks_on_gpu: int = 0
     loras: tuple[tuple[LoraAdapter, float], ...] = ()  # (adapter, strength), applied in order
+    # The generation defaults the model's file carries (jova_core.defaults), or None.
+    defaults: object = None
     patcher: object = field(init=False, repr=False)
 
     def __post_init__(self):

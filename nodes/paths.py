@@ -1,8 +1,9 @@
 """Where the pack looks for model files, on top of ComfyUI's standard folders.
 
-Transformers: models/jova, then models/diffusion_models. Audio codecs (MMAudio VAE and
-vocoder): models/jova_audio, then models/vae. Face landmark models (mediapipe
-face_landmarker.task, for the Mouth Mask Preview): models/jova.
+Transformers: models/jova, then models/diffusion_models. Audio codecs (MMAudio VAE +
+BigVGAN, AudioLDM2 VAE + vocoder, Stable Audio Open VAE): models/jova_audio, then
+models/vae. Face landmark models (mediapipe face_landmarker.task, for the Mouth Mask
+Preview): models/jova.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class JoVASampler(io.ComfyNode):
             with on_device(audio_codec):
                 audio_latents, note = audio_to_latents(audio_codec, audio["waveform"], audio["sample_rate"],
                                                        audio_shape[-1], clip.seconds)
-            audio_latents = audio_latents[:1].expand(audio_shape[0], -1, -1)  # one driving track for the batch
+            audio_latents = audio_latents[:1].expand(audio_shape[0], *audio_shape[1:])  # one driving track for the batch
             notes += [note] if note else []
 
         bar = comfy.utils.ProgressBar(steps)

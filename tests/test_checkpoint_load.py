@@ -16,7 +16,7 @@ from jova_core.checkpoint import identify_file, load_native, load_transformer, r
 from jova_core.cli import main
 from jova_core.config import preset_config
 from jova_core.convert import convert_javisdit, convert_wan
-from jova_core.convert.detect import identify
+from jova_core.identify import identify
 from jova_core.model.transformer import JoVATransformer
 
 
@@ -108,7 +108,8 @@ def test_unreadable_files_say_so(tmp_path):
         ("wan2.1_t2v_1.3B_transformer", "wan2.1"), ("wan2.1_t2v_14B_transformer", "wan2.1"),
         ("javisdit_v1.0_jav_transformer", "javisdit"), ("wan2.1_vae", "wan-vae"),
         ("mmaudio_vae_16k", "mmaudio-vae"), ("mmaudio_vae_44k", "mmaudio-vae"),
-        ("bigvgan_16k_mmaudio", "vocoder"), ("bigvgan_v2_44khz_128band_512x", "vocoder"),
+        ("bigvgan_16k_mmaudio", "bigvgan"), ("bigvgan_v2_44khz_128band_512x", "bigvgan"),
+        ("audioldm2_vae", "audioldm2-vae"), ("audioldm2_vocoder", "audioldm2-vocoder"),
     ],
 )
 def test_identify_real_key_tables(manifest, kind):

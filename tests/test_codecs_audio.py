@@ -277,7 +277,8 @@ def test_audio_codec_errors(tmp_path):
     torch.save({"generator": tiny_vocoder_state(128, (8, 4, 2, 2, 2, 2), tanh=False)}, vocoder_path)
     with pytest.raises(ValueError, match="pair the 16 kHz VAE"):
         load_audio_codec(str(vae_path), str(vocoder_path))
-    with pytest.raises(ValueError, match="not an MMAudio VAE"):
+    # Swapped or doubled files are refused before loading, naming what each file is.
+    with pytest.raises(ValueError, match=r"bigvgan_generator.pt is a BigVGAN vocoder .* is a BigVGAN vocoder"):
         load_audio_codec(str(vocoder_path), str(vocoder_path))
-    with pytest.raises(ValueError, match="not a BigVGAN generator"):
+    with pytest.raises(ValueError, match=r"v1-16.pth is the MMAudio audio VAE and .* is the MMAudio audio VAE"):
         load_audio_codec(str(vae_path), str(vae_path))

@@ -15,7 +15,7 @@ from manifests import manifest_state_dict
 
 from jova_core.checkpoint import convert_state_dict
 from jova_core.convert import convert_javisdit, convert_wan
-from jova_core.convert.detect import identify
+from jova_core.identify import identify
 
 
 WAN_13B = "wan2.1_t2v_1.3B_transformer"

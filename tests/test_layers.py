@@ -10,7 +10,7 @@ from pathlib import Path
 JOVA_CORE = Path(__file__).resolve().parents[1] / "jova_core"
 
 # Building blocks: file formats, configuration, latent geometry and fitting, block swap, codecs, text encoders, the model.
-LOWER = {"files", "weights", "config", "geometry", "fit", "latent", "offload", "codecs", "text", "model", "lora"}
+LOWER = {"files", "weights", "identify", "config", "defaults", "geometry", "fit", "latent", "offload", "codecs", "text", "model", "lora"}
 # What is built from them: sampling, mouth tools, lip-sync evaluation, training, the demo, the CLI.
 UPPER = {"sampling", "mouth", "lipsync", "train", "demo", "cli"}
 COMFY_MODULES = {"comfy", "comfy_api", "comfy_extras", "folder_paths", "nodes", "server"}

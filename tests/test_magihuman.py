@@ -22,7 +22,7 @@ from manifests import manifest, manifest_state_dict
 from safetensors.torch import save_file
 
 from jova_core.checkpoint import build_magihuman, load_magihuman, load_transformer
-from jova_core.convert.detect import identify
+from jova_core.identify import identify
 from jova_core.convert.magihuman import convert_magihuman, is_magihuman
 from jova_core.model.attention import _repeat_kv, get_attention
 from jova_core.model.magihuman import MagiHumanConfig, MagiHumanTransformer

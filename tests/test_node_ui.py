@@ -23,7 +23,7 @@ from comfy_stubs.fake_io import HiddenHolder
 
 REPO = Path(__file__).resolve().parents[1]
 # Every folder the pack's loaders could read.
-MODEL_FOLDERS = ("jova", "diffusion_models", "jova_audio", "vae", "text_encoders")
+MODEL_FOLDERS = ("jova", "diffusion_models", "jova_audio", "vae", "text_encoders", "loras")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_loaders_declare_the_folders_their_file_lists_read(env):
             for folder in declared[inp.id]:
                 assert f"models/{folder}" in inp.tooltip, f"{where}'s tooltip does not name models/{folder}"
             checked += 1
-    assert checked >= 4  # model, audio VAE, vocoder, video codec
+    assert checked >= 5  # model, audio VAE, vocoder, video codec, LoRA
 
 
 def test_empty_latent_shows_its_rounding_on_the_node(env):

@@ -79,6 +79,9 @@ CORE_NODES: dict[str, NodeSpec] = {
         ],
         ["CLIP"], "Load CLIP",
     ),
+    "CLIPTextEncode": NodeSpec([InputSpec("text", "STRING", widget=True, multiline=True), InputSpec("clip", "CLIP")],
+                               ["CONDITIONING"],
+                               "CLIP Text Encode (Prompt)"),
     "VAELoader": NodeSpec([_combo("vae_name", FILES)], ["VAE"], "Load VAE"),
     "LoadImage": NodeSpec([_combo("image", FILES, extra_values=1)], ["IMAGE", "MASK"], "Load Image",
                           media_height=220),
@@ -258,8 +261,8 @@ def run_growth(node: dict) -> float:
     kind = node["type"]
     if kind == "JoVASampler":
         return PREVIEW_HEIGHT + TEXT_HEIGHT
-    if kind == "JoVAEmptyLatent":
-        return 2 * TEXT_HEIGHT  # several lines: the rounding and the latent shapes
+    if kind in ("JoVAEmptyLatent", "JoVAModelDefaults"):
+        return 2 * TEXT_HEIGHT  # several lines: the rounding and the latent shapes; the settings
     if kind == "JoVAMouthMaskPreview":
         return TEXT_HEIGHT
     if kind == "JoVAMux":
@@ -544,3 +547,29 @@ def test_layout_check_catches_overlaps(specs):
     note = lambda wf: next(n for n in wf["nodes"] if n["type"] in UI_ONLY_NODES)  # noqa: E731
     assert broken(lambda wf: note(wf)["size"].__setitem__(1, 120))
     assert broken(lambda wf: note(wf).update(title="Read me: model files"))
+
+
+def test_javisdit_workflow_takes_the_models_own_settings(specs):
+    """The JavisDiT++ graph feeds JoVA Model Defaults' values into Empty Latent, Sampler and
+    the negative prompt, samples t2va with Euler, and decodes with AudioLDM2's files; its
+    stored widget values are those defaults too (what a user sees before running)."""
+    table, _, _ = specs
+    defaults = sys.modules[f"{harness.PACK_NAME}.jova_core.convert.javisdit"].JAVISDIT_DEFAULTS
+    workflow = json.loads((REPO / "workflows" / "jova_javisdit_t2av.json").read_text())
+    prompt = to_api_prompt(workflow, table)
+    by_type = {e["class_type"]: (node_id, e["inputs"]) for node_id, e in prompt.items() if e["class_type"] != "CLIPTextEncode"}
+    defaults_id = by_type["JoVAModelDefaults"][0]
+    latent, sampler = by_type["JoVAEmptyLatent"][1], by_type["JoVASampler"][1]
+    outputs = [o.id for o in sys.modules[f"{harness.PACK_NAME}.nodes"].JoVAModelDefaults.GET_SCHEMA().outputs]
+    for inputs, names in ((latent, ("width", "height", "seconds", "fps")), (sampler, ("steps", "shift", "cfg_video", "cfg_audio"))):
+        for name in names:
+            assert inputs[name] == [defaults_id, outputs.index(name)], name
+    negative = prompt[sampler["negative"][0]]["inputs"]
+    assert negative["text"] == [defaults_id, outputs.index("negative_prompt")]
+    assert (sampler["sampler"], sampler["mode"]) == (defaults.sampler, "t2va")
+    nodes = {n["type"]: n for n in workflow["nodes"] if n["type"] != "CLIPTextEncode"}
+    assert nodes["JoVAEmptyLatent"]["widgets_values"][:4] == [defaults.width, defaults.height, defaults.seconds, defaults.fps]
+    assert nodes["JoVASampler"]["widgets_values"][2:7] == [defaults.steps, defaults.sampler, round(defaults.default_shift, 3),
+                                                          defaults.cfg_video, defaults.cfg_audio]
+    assert by_type["JoVAAudioCodecLoader"][1] == {"vae_name": "audioldm2/vae/diffusion_pytorch_model.safetensors",
+                                                  "vocoder_name": "audioldm2/vocoder/model.safetensors"}

@@ -1,8 +1,9 @@
 """The two codec interfaces every node, sampler and trainer codes against.
 
-Real codecs (Wan2.1 VAE, MMAudio VAE + BigVGAN) and the weight-free demo codecs share
-them. Each declares its latent geometry (jova_core.geometry): video latents
-[B, C, 1 + (T-1)/stride_t, H/stride, W/stride], audio latents [B, C, T_lat] at
+Real codecs (Wan2.1 VAE; MMAudio VAE + BigVGAN; AudioLDM2 VAE + HiFi-GAN) and the
+weight-free demo codecs share them. Each declares its latent geometry (jova_core.geometry):
+video latents [B, C, 1 + (T-1)/stride_t, H/stride, W/stride], audio latents [B, C, T_lat]
+(MMAudio, demo) or [B, C, F, T_lat] (AudioLDM2: F latent mel bins), time last, at
 `latent_rate` Hz; the attributes below read it.
 """
 
@@ -75,9 +76,10 @@ class VideoCodec(ABC):
 
 class AudioCodec(ABC):
     """waveform [B, C, N] (or [C, N]) at any rate  <->  latents [B, latent_channels, T_lat]
-    of `geometry`; the encoder works at `sample_rate`, decode gives
-    [B, geometry.waveform_channels, N] at `decoded_sample_rate` (the same rate unless a
-    codec resamples its output, as Stable Audio Open's 51.2 -> 44.1 kHz does)."""
+    or [B, latent_channels, frequency_bins, T_lat] of `geometry`; the encoder works at
+    `sample_rate`, decode gives [B, geometry.waveform_channels, N] at `decoded_sample_rate`
+    (the same rate unless a codec resamples its output, as Stable Audio Open's 51.2 -> 44.1
+    kHz does)."""
 
     geometry: AudioLatentGeometry
 
@@ -135,10 +137,14 @@ class AudioCodec(ABC):
         return mono.clamp(-1.0, 1.0)
 
     def check_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        if latents.ndim == 2:
+        """[B, *geometry.latent_shape(T)] (a missing batch axis is added) or a ValueError."""
+        expected = self.geometry.latent_shape(latents.shape[-1])
+        if latents.ndim == len(expected):
             latents = latents[None]
-        if latents.ndim != 3 or latents.shape[1] != self.latent_channels:
+        if tuple(latents.shape[1:]) != expected:
+            layout = "C,T" if len(expected) == 2 else "C,F,T"
             raise ValueError(
-                f"expected audio latents [B,{self.latent_channels},T], got shape {list(latents.shape)}"
+                f"expected audio latents [B,{layout}] = [B,{','.join(map(str, expected[:-1]))},T], "
+                f"got shape {list(latents.shape)}"
             )
         return latents

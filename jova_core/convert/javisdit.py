@@ -37,21 +37,49 @@ from __future__ import annotations
 import torch
 
 from ..config import JoVAConfig
+from ..defaults import GenerationDefaults
+from ..geometry import AUDIOLDM2
+from ..identify import JAVISDIT_MARKER, is_javisdit
 from .source import SourceStateDict, strip_wrapper_prefix
 from .wan import BRANCH_MODULES, wan_config
 
-MARKER = "audio_patch_embedding.weight"
-
-
-def is_javisdit(state_dict: dict[str, torch.Tensor]) -> bool:
-    keys = strip_wrapper_prefix(state_dict, MARKER)
-    return MARKER in keys and "blocks.0.audio_ffn.0.weight" in keys
+MARKER = JAVISDIT_MARKER
+# JavisDiT++ v1.0's own inference settings (JavisVerse/JavisDiT HEAD b505b37), stored in a
+# converted file so the pack reproduces them. Sources, upstream paths:
+JAVISDIT_DEFAULTS = GenerationDefaults(
+    # configs/javisdit-v1-0/inference/sample.py: fps 16 (and saved at 16 fps).
+    fps=16.0,
+    # sample.py: resolution "240p", aspect_ratio "9:16"; javisdit/datasets/aspect.py maps
+    # that to 240 x 426 (H x W, landscape); JoVA rounds the width to 432, the size
+    # JavisDiT++ decodes too (latent width 54).
+    width=426, height=240,
+    # sample.py num_frames 65 (README: 240p, 4 s); 65 / 16 = 4.0625 s.
+    frames=65,
+    # sample.py: 50 steps; javisdit/schedulers/rf/rectified_flow.py: Euler on
+    # t_i = 1000 (1 - i/N), each shifted (= jova_core.sampling.schedule.sampling_sigmas).
+    steps=50, sampler="euler",
+    # javisdit/schedulers/rf/__init__.py: s = sqrt(H W / 512^2) * sqrt(5 floor(F / 17))
+    # from the requested pixel size and frame count (240p, 65 frames: 2.42).
+    shift=1.0, shift_rule="javisdit",
+    # sample.py cfg_scale 5.0, applied to both modalities with the config's neg_prompt
+    # (Wan2.1's standard Chinese negative prompt followed by audio negatives), verbatim:
+    cfg_video=5.0, cfg_audio=5.0,
+    negative_prompt=(
+        "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走，低音质，差音质，最差音质，噪音，失真的，破音，削波失真，数字瑕疵，声音故障，不自然的，刺耳的，尖锐的，底噪，过多混响，过多回声，突兀的剪辑，不自然的淡出，录音质量差，业余录音"
+    ),
+    # scripts/inference.py: mel frames int(duration / 0.01) rounded up to a multiple of 32,
+    # AudioLDM2 latents [B, 8, T_mel / 4, 16] (JoVA: [B, 8, 16, T]); 65 frames -> 104.
+    # (The latent geometry itself is the model config's: jova_core.geometry.AUDIOLDM2.)
+    audio_length="javisdit",
+    source="JavisVerse/JavisDiT b505b37: configs/javisdit-v1-0/inference/sample.py, scripts/inference.py, "
+           "javisdit/schedulers/rf, javisdit/datasets/aspect.py",
+)
 
 
 def convert_javisdit(state_dict: dict[str, torch.Tensor]) -> tuple[JoVAConfig, dict[str, torch.Tensor]]:
     """JavisDiT++ v1.0 transformer -> (JoVA config, JoVA state dict)."""
     state_dict = strip_wrapper_prefix(state_dict, MARKER)
-    if not is_javisdit(state_dict):
+    if not is_javisdit(state_dict.keys()):
         raise ValueError("not a JavisDiT++ transformer: expected audio_patch_embedding and blocks.N.audio_ffn keys")
     source = SourceStateDict(state_dict, "JavisDiT++ transformer")
     dim, audio_channels, patch_t, patch_m = source.shape(MARKER)
@@ -61,6 +89,9 @@ def convert_javisdit(state_dict: dict[str, torch.Tensor]) -> tuple[JoVAConfig, d
         audio_out_channels=source.shape("audio_head.head.weight")[0] // (patch_t * patch_m),
         audio_patch_size=(patch_m, patch_t),
         audio_rope="javisdit",
+        # AudioLDM2 latents: 25 latent frames per second, 16 latent mel bins.
+        audio_latent_rate=AUDIOLDM2.latent_rate,
+        audio_frequency_bins=AUDIOLDM2.frequency_bins,
     )
     out: dict[str, torch.Tensor] = {}
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-# Wrappers that training / UI tools put in front of every key of a transformer.
-WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "module.", "model.")
+from ..identify import WRAPPER_PREFIXES
 
 
 def strip_wrapper_prefix(state_dict: dict[str, torch.Tensor], marker: str) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ import re
 import torch
 
 from ..config import PRESETS, JoVAConfig, preset_config
+from ..identify import wan_layout
 from .source import SourceStateDict, strip_wrapper_prefix
 
 WAN_HEAD_DIM = 128  # every released Wan2.1 transformer uses 128-wide heads
@@ -64,17 +65,6 @@ BRANCH_MODULES = ("patch_embedding", "text_embedding", "time_embedding", "time_p
 # ... of which the audio branch gets its own (audio latents do not fit video patches).
 NEW_AUDIO_MODULES = ("patch_embedding", "head")
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)$")
-
-
-def wan_layout(state_dict: dict[str, torch.Tensor]) -> str | None:
-    """'original' or 'diffusers' if these (prefix-stripped) keys are a Wan transformer's, else None."""
-    if "patch_embedding.weight" not in state_dict:
-        return None
-    if "head.head.weight" in state_dict and "blocks.0.self_attn.q.weight" in state_dict:
-        return "original"
-    if "proj_out.weight" in state_dict and "blocks.0.attn1.to_q.weight" in state_dict:
-        return "diffusers"
-    return None
 
 
 def _rename(name: str, table: dict[str, str]) -> str | None:

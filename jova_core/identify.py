@@ -1,19 +1,20 @@
-"""What a checkpoint file is, from its key names and metadata alone (no tensors read).
+"""What a weight file is, from its key names and metadata alone (no tensors read).
 
-`identify` names the transformers JoVA can load ("jova", "wan2.1", "javisdit") and,
-for the files people pick by mistake in a model folder (VAEs, text encoders, vocoders,
-LoRAs, ...), says what the file looks like and where it belongs instead.
+`identify` names the transformers JoVA can load ("jova", "wan2.1", "javisdit"), the
+codec files ("wan-vae", "mmaudio-vae", "bigvgan", "audioldm2-vae", "audioldm2-vocoder")
+and the files people pick by mistake (text encoders, LoRAs, ...), and says where each
+belongs. The one home of key-only file recognition: the transformer loader and the
+codec loaders both name files through it, so it imports nothing from jova_core.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .javisdit import is_javisdit
-from .source import WRAPPER_PREFIXES
-from .wan import wan_layout
-
 LOADABLE = ("jova", "wan2.1", "javisdit")
+# Wrappers that training / UI tools put in front of every key of a transformer.
+WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "module.", "model.")
+JAVISDIT_MARKER = "audio_patch_embedding.weight"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,22 @@ class FileKind:
     @property
     def loadable(self) -> bool:
         return self.name in LOADABLE
+
+
+def wan_layout(keys) -> str | None:
+    """'original' or 'diffusers' if these (prefix-stripped) keys are a Wan transformer's, else None."""
+    if "patch_embedding.weight" not in keys:
+        return None
+    if "head.head.weight" in keys and "blocks.0.self_attn.q.weight" in keys:
+        return "original"
+    if "proj_out.weight" in keys and "blocks.0.attn1.to_q.weight" in keys:
+        return "diffusers"
+    return None
+
+
+def is_javisdit(keys) -> bool:
+    """True for (prefix-stripped) keys of a JavisDiT++ transformer: Wan plus audio tokens."""
+    return JAVISDIT_MARKER in keys and "blocks.0.audio_ffn.0.weight" in keys
 
 
 def _strip(keys: list[str]) -> list[str]:
@@ -45,7 +62,7 @@ _NOT_TRANSFORMERS = [
      "jova_core.checkpoint.load_magihuman builds it; the sampler and nodes do not run it yet"),
     ("sao-vae", "the Stable Audio Open (Oobleck) audio VAE, as daVinci-MagiHuman uses it",
      lambda k: _any(k, "encoder.layers.0.weight_g") and _any(k, "decoder.layers.1.layers.0.alpha"),
-     "JoVA has no Stable Audio Open codec yet; its audio codec is MMAudio's VAE (jova_core.load_audio_codec)"),
+     "load it alone (no vocoder) with jova_core.load_audio_codec / the JoVA Audio Codec Loader, from models/jova_audio"),
     ("lora", "a LoRA (adapter weights only)",
      lambda k: _any(k, "lora_A", "lora_B", "lora_down", "lora_up", ".lora.", "lora_unet_"),
      "load the base transformer here and apply the LoRA with the JoVA LoRA Loader (models/loras)"),
@@ -53,23 +70,31 @@ _NOT_TRANSFORMERS = [
      lambda k: "video.patch_embedding.weight" in k and "blocks.0.video.self_attn.q.weight" in k,
      "re-save it with jova_core.checkpoint.save_transformer so the config travels with it"),
     ("wan-vae", "the Wan2.1 video VAE",
-     lambda k: _any(k, "encoder.downsamples.", "decoder.upsamples.", "decoder.up_blocks.0.upsampler"),
+     lambda k: _any(k, "encoder.downsamples.", "decoder.upsamples.", "decoder.up_blocks.0.upsampler."),
      "load it with jova_core.load_video_codec (or ComfyUI's VAELoader) from models/vae"),
     ("mmaudio-vae", "the MMAudio audio VAE",
      lambda k: "data_mean" in k and _any(k, "encoder.learnable_gain", "decoder.conv_out"),
      "load it with jova_core.load_audio_codec"),
-    ("vocoder", "a BigVGAN / HiFi-GAN vocoder",
-     lambda k: _any(k, "conv_pre.", "generator.conv_pre") and _any(k, "ups.0.", "upsampler.0", "resblocks.0."),
-     "load it with jova_core.load_audio_codec"),
+    ("bigvgan", "a BigVGAN vocoder (MMAudio's audio decoder)",
+     lambda k: _any(k, "conv_pre.") and _any(k, "ups.0.0."),
+     "load it with jova_core.load_audio_codec, paired with an MMAudio VAE"),
+    ("audioldm2-vocoder", "AudioLDM2's HiFi-GAN vocoder (vocoder/model.safetensors)",
+     lambda k: _any(k, "conv_pre.") and _any(k, "upsampler.0.") and "mean" in k and "scale" in k,
+     "load it with jova_core.load_audio_codec, paired with AudioLDM2's VAE (vae/diffusion_pytorch_model.safetensors)"),
     ("text-encoder", "a T5 / umT5 text encoder",
      lambda k: _any(k, "SelfAttention.q.weight", "token_embedding.weight", "shared.weight"),
      "load umT5-XXL with ComfyUI's CLIPLoader (type 'wan') from models/text_encoders"),
     ("clip-vision", "a CLIP image encoder",
      lambda k: _any(k, "visual.transformer.", "vision_model.encoder."),
      "JoVA does not use a CLIP image encoder"),
-    ("image-vae", "a VAE in diffusers AutoencoderKL layout (e.g. AudioLDM2's or an image VAE)",
+    # AudioLDM2's VAE is diffusers' AutoencoderKL with three resolution levels; image VAEs
+    # (Stable Diffusion, FLUX) have four.
+    ("audioldm2-vae", "AudioLDM2's VAE (vae/diffusion_pytorch_model.safetensors)",
+     lambda k: "quant_conv.weight" in k and _any(k, "encoder.down_blocks.2.") and not _any(k, "encoder.down_blocks.3."),
+     "load it with jova_core.load_audio_codec, paired with AudioLDM2's vocoder (vocoder/model.safetensors)"),
+    ("image-vae", "an image VAE in diffusers AutoencoderKL layout",
      lambda k: _any(k, "encoder.down_blocks.0.resnets.0.") and _any(k, "quant_conv"),
-     "this is not a transformer; JoVA's audio codec is MMAudio's VAE (jova_core.load_audio_codec)"),
+     "JoVA does not use image VAEs; its video VAE is Wan2.1's"),
     ("mmaudio-net", "the MMAudio flow network",
      lambda k: _any(k, "joint_blocks.", "audio_input_proj."),
      "JoVA generates audio with its own transformer; only MMAudio's VAE and vocoder are used"),
@@ -77,7 +102,7 @@ _NOT_TRANSFORMERS = [
 
 
 def identify(keys: list[str], metadata: dict[str, str] | None = None) -> FileKind:
-    """Classify a checkpoint by its (tensor) key names and safetensors metadata."""
+    """Classify a weight file by its (tensor) key names and safetensors metadata."""
     metadata = metadata or {}
     if metadata.get("format") == "jova" and "jova_config" in metadata:
         return FileKind("jova", "a native JoVA checkpoint")
@@ -86,9 +111,9 @@ def identify(keys: list[str], metadata: dict[str, str] | None = None) -> FileKin
     if "scaled_fp8" in bare or _any(bare, ".scale_weight"):
         return FileKind("fp8-scaled", "a ComfyUI fp8_scaled checkpoint (weights with per-tensor scales)",
                         "use the fp16/bf16 (or plain fp8_e4m3fn) file of the same model")
-    if is_javisdit(dict.fromkeys(keys)):
+    if is_javisdit(set(bare)):
         return FileKind("javisdit", "a JavisDiT++ transformer")
-    layout = wan_layout(dict.fromkeys(bare))
+    layout = wan_layout(set(bare))
     if layout:
         if "img_emb.proj.0.weight" in bare or "condition_embedder.image_embedder.norm1.weight" in bare:
             return FileKind("wan-i2v", "a Wan image-to-video transformer",

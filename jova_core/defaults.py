@@ -1,0 +1,100 @@
+"""Generation defaults: the settings a model's own inference uses, carried in its JoVA file.
+
+A converted JavisDiT++ file stores them in its safetensors metadata ("jova_defaults",
+see jova_core.checkpoint), so JoVA Empty Latent / JoVA Sampler (through JoVA Model
+Defaults) and the library reproduce what JavisDiT++'s inference script does at those
+settings: the clip size, the audio length rule, the steps, the size-dependent shift, the
+guidance and the negative prompt. (The latent geometry is the model config's, see
+jova_core.geometry.) The values themselves live with the converter that
+knows the model (jova_core.convert.javisdit.JAVISDIT_DEFAULTS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+# Shift rules: "fixed" uses `shift` as it is; "javisdit" scales it with the clip's size.
+SHIFT_RULES = ("fixed", "javisdit")
+# Audio length rules: "codec" = whole latent frames in the clip's duration (JoVA's own);
+# "javisdit" = JavisDiT++'s inference rule (see GenerationDefaults.audio_latent_frames).
+AUDIO_LENGTH_RULES = ("codec", "javisdit")
+# JavisDiT++'s shift reference: a 512 x 512 picture, and time groups of 17 pixel frames.
+JAVISDIT_SHIFT_PIXELS = 512 * 512
+JAVISDIT_SHIFT_FRAMES = 17
+JAVISDIT_SHIFT_TIME_SCALE = 5.0
+# JavisDiT++'s inference draws mel frames at 100 per second, rounded up to a multiple of
+# 32, and its AudioLDM2 VAE keeps one latent frame per 4 mel frames.
+JAVISDIT_MEL_RATE = 100
+JAVISDIT_MEL_MULTIPLE = 32
+JAVISDIT_MEL_PER_LATENT = 4
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    fps: float
+    width: int  # pixels as the model's inference asks for them (JoVA rounds to multiples of 16)
+    height: int
+    frames: int  # pixel frames
+    steps: int
+    sampler: str  # "euler" or "unipc"
+    shift: float  # the shift for "fixed"; the base the size scales for "javisdit"
+    shift_rule: str
+    cfg_video: float
+    cfg_audio: float
+    negative_prompt: str
+    audio_length: str
+    source: str = ""  # where the values come from
+
+    def __post_init__(self) -> None:
+        if self.shift_rule not in SHIFT_RULES:
+            raise ValueError(f"shift_rule must be one of {SHIFT_RULES}, got {self.shift_rule!r}")
+        if self.audio_length not in AUDIO_LENGTH_RULES:
+            raise ValueError(f"audio_length must be one of {AUDIO_LENGTH_RULES}, got {self.audio_length!r}")
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+    def shift_for(self, height: int, width: int, frames: int) -> float:
+        """The sigma shift for a clip of this pixel size (before JoVA's rounding) and frame count.
+
+        "javisdit": s = shift * sqrt(H W / 512^2) * sqrt(5 floor(F / 17)), from JavisDiT++'s
+        rflow scheduler (the resolution and frame-count terms multiply; one frame counts 1).
+        Clips of 2..16 frames have floor(F / 17) = 0 there, which would give s = 0; the time
+        term is kept at least 1 instead."""
+        if self.shift_rule == "fixed":
+            return self.shift
+        space = math.sqrt(height * width / JAVISDIT_SHIFT_PIXELS)
+        groups = max(1, frames // JAVISDIT_SHIFT_FRAMES)
+        time = 1.0 if frames == 1 else max(1.0, math.sqrt(JAVISDIT_SHIFT_TIME_SCALE * groups))
+        return self.shift * space * time
+
+    @property
+    def default_shift(self) -> float:
+        return self.shift_for(self.height, self.width, self.frames)
+
+    def audio_latent_frames(self, seconds: float, latent_rate: float) -> int:
+        """Audio latent frames to generate for a clip of `seconds`.
+
+        "codec": whole latent frames in the duration. "javisdit": JavisDiT++'s inference
+        takes int(seconds / 0.01) mel frames, rounds them up to a multiple of 32 and
+        divides by 4 (65 frames at 16 fps: 406 -> 416 mel -> 104 latent frames)."""
+        if self.audio_length == "codec":
+            return max(1, math.floor(seconds * latent_rate + 1e-6))
+        mel = int(seconds / (1.0 / JAVISDIT_MEL_RATE))
+        return math.ceil(mel / JAVISDIT_MEL_MULTIPLE) * JAVISDIT_MEL_MULTIPLE // JAVISDIT_MEL_PER_LATENT
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GenerationDefaults":
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown generation default fields {unknown}; is this file from a newer ComfyUI-JoVA?")
+        return cls(**data)
