@@ -71,3 +71,13 @@ def test_wrong_folders_and_widths_are_named(folder, tmp_path):
     with pytest.raises(ValueError, match="32-wide.*text_dim 3584"):
         T5GemmaTextEncoder(folder).encode_one("w1")
 
+
+
+def test_a_t5gemma_shard_picked_elsewhere_is_named(folder):
+    from safetensors import safe_open
+
+    from jova_core.identify import identify
+
+    with safe_open(f"{folder}/model.safetensors", "pt") as f:
+        kind = identify(list(f.keys()))
+    assert kind.name == "t5gemma" and "JoVA T5Gemma Text Encoder" in kind.hint
