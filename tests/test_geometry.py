@@ -440,17 +440,26 @@ def test_sampler_node_names_a_latent_made_for_another_model(env):
 
 
 def test_core_vae_of_another_family_is_named(env):
-    class FakeImageVAE:  # e.g. SD1.5's: 4 channels, no temporal compression, 8x spatial
-        latent_channels = 4
+    """The core VAELoader's Wan2.1 and Wan2.2 VAEs are taken with their own geometry; any other
+    VAE (here an SD-style image VAE: 4 channels, no temporal compression) is refused naming
+    what it is and what to load."""
 
-        def temporal_compression_decode(self):
-            return 1
+    def fake_vae(channels, temporal, spatial):
+        class FakeVAE:
+            latent_channels = channels
 
-        def spacial_compression_decode(self):
-            return 8
+            def temporal_compression_decode(self):
+                return temporal
 
+            def spacial_compression_decode(self):
+                return spatial
+
+        return FakeVAE()
+
+    codec = env.n.codecs.CoreVAEVideoCodec(fake_vae(48, 4, 16))
+    # The pack under test has its own copy of jova_core: compare values, not classes.
+    assert repr(codec.geometry) == repr(WAN22_VAE) and codec.latents_mean.shape[1] == 48
     with pytest.raises(ValueError) as error:
-        env.n.codecs.CoreVAEVideoCodec(FakeImageVAE())
+        env.n.codecs.CoreVAEVideoCodec(fake_vae(4, 1, 8))
     message = one_line(error)
-    assert "4 latent channels, 1x temporal and 8x spatial" in message
-    assert "Wan2.1 VAE (16 channels" in message and "Wan2.2 VAE (48 channels" in message
+    assert "4 latent channels, 1x temporal and 8x spatial" in message and "Wan2.1 VAE (16 channels" in message

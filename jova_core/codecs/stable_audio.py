@@ -26,7 +26,7 @@ from diffusers import AutoencoderOobleck
 
 from ..geometry import STABLE_AUDIO_OPEN
 from ..weights import WeightFileError, build_exactly, is_safetensors, iter_tensors, peek, strip_prefix
-from .base import AudioCodec
+from .base import AudioCodec, ModuleCodec
 
 # stable-audio-tools keeps the VAE of a full Stable Audio checkpoint under this prefix.
 SAT_PREFIX = "pretransform.model."
@@ -122,7 +122,7 @@ def stable_audio_vae_from_state_dict(state_dict: dict[str, torch.Tensor], source
     return vae.to(device).eval()
 
 
-class StableAudioCodec(AudioCodec):
+class StableAudioCodec(ModuleCodec, AudioCodec):
     """Any waveform -> mono at 51.2 kHz duplicated to stereo -> latents [B, 64, T] (25 per second);
     latents -> stereo [B, 2, T * 1764] at 44.1 kHz.
 
@@ -146,18 +146,6 @@ class StableAudioCodec(AudioCodec):
     @property
     def decoded_sample_rate(self) -> int:
         return DECODED_SAMPLE_RATE
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
-
-    def to(self, device=None, dtype=None) -> "StableAudioCodec":
-        self.vae.to(device=device, dtype=dtype)
-        return self
 
     @torch.no_grad()
     def encode(self, waveform: torch.Tensor, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
