@@ -8,6 +8,7 @@ from .loaders import (
     JoVAAudioCodecLoader,
     JoVADemoReferenceImage,
     JoVAModelLoader,
+    JoVAT5GemmaLoader,
     JoVATextEncoderLoader,
     JoVAVideoCodecLoader,
 )
@@ -23,6 +24,7 @@ NODES = (
     JoVAAudioCodecLoader,
     JoVAVideoCodecLoader,
     JoVATextEncoderLoader,
+    JoVAT5GemmaLoader,
     JoVADemoReferenceImage,
     JoVATextEncode,
     JoVAModelDefaults,

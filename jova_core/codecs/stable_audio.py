@@ -17,6 +17,7 @@ limit, differs only near the clip's ends, see tests/test_codecs_stable_audio.py)
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import torch
@@ -24,7 +25,7 @@ import torchaudio.functional as AF
 from diffusers import AutoencoderOobleck
 
 from ..geometry import STABLE_AUDIO_OPEN
-from ..weights import build_exactly, iter_tensors, peek, strip_prefix
+from ..weights import WeightFileError, build_exactly, is_safetensors, iter_tensors, peek, strip_prefix
 from .base import AudioCodec, ModuleCodec
 
 # stable-audio-tools keeps the VAE of a full Stable Audio checkpoint under this prefix.
@@ -168,6 +169,16 @@ def is_stable_audio_file(path: str) -> bool:
         keys = {k[len(SAT_PREFIX):] for k in keys if k.startswith(SAT_PREFIX)}
     keys = {k[len("vae."):] if k.startswith("vae.") else k for k in keys}
     return is_sat_oobleck(keys) or is_diffusers_oobleck(keys)
+
+
+def is_stable_audio_safetensors(path: str) -> bool:
+    """Whether `path` is a readable safetensors file holding the Stable Audio Open VAE. Stable
+    Audio Open ships as safetensors only, so other files are not read in full to rule it out;
+    unreadable ones are left to the loader that reports them."""
+    try:
+        return os.path.isfile(path) and is_safetensors(path) and is_stable_audio_file(path)
+    except WeightFileError:
+        return False
 
 
 def load_stable_audio_codec(path: str, dtype=None, device="cpu") -> StableAudioCodec:

@@ -111,5 +111,5 @@ def generate_demo(
             video, audio = clip.video, clip.audio
         frames = video_codec.decode(video)[0]
         waveform = audio_codec.decode(audio)[0]
-    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.sample_rate, prompt=prompt,
-                    chunks=chunks)
+    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.decoded_sample_rate,
+                    prompt=prompt, chunks=chunks)
