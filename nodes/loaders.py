@@ -18,6 +18,7 @@ from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
 from ..jova_core.demo import load_demo_model, load_demo_settings, reference_frame
 from ..jova_core.model.attention import BACKENDS
 from ..jova_core.text.demo import DemoTextEncoder
+from ..jova_core.weights import whole_checkpoint
 from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
 from .paths import AUDIO_CODEC_FOLDERS, MODEL_FOLDERS, VIDEO_CODEC_FOLDERS, folder_names, list_files, resolve
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVideoCodec
@@ -73,7 +74,8 @@ class JoVAModelLoader(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Loads a JoVA transformer from models/jova or models/diffusion_models. Native JoVA files "
-                "load as they are; Wan2.1 T2V and JavisDiT++ transformers are converted on load. "
+                "load as they are; Wan2.1 T2V and JavisDiT++ transformers are converted on load; a "
+                "daVinci-MagiHuman base/ or distill/ DiT (pick any of its shards, or a merged file) runs as it is. "
                 "Any other file stops with what it looks like."
             ),
             inputs=[
@@ -110,7 +112,7 @@ class JoVAModelLoader(io.ComfyNode):
             transformer.set_attention(attention)
             defaults = None
         else:
-            source = resolve(MODEL_FOLDERS, model_name)
+            source = whole_checkpoint(resolve(MODEL_FOLDERS, model_name))  # a shard means its whole index
             transformer = load_transformer(source, dtype=load_dtype, device=offload_device, attention=attention,
                                            progress=interruptible_progress())
             defaults = generation_defaults(source)
@@ -209,8 +211,8 @@ class JoVATextEncoderLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, encoder: str) -> io.NodeOutput:
-        config = model.config
-        return io.NodeOutput(DemoTextEncoder(config.text_dim, config.text_len))
+        hosting = model.hosting
+        return io.NodeOutput(DemoTextEncoder(hosting.text_dim, hosting.text_len))
 
 
 class JoVADemoReferenceImage(io.ComfyNode):
