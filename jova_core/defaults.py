@@ -16,6 +16,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from .config import dataclass_from_json
+
 # Shift rules: "fixed" uses `shift` as it is; "javisdit" scales it with the clip's size.
 SHIFT_RULES = ("fixed", "javisdit")
 # Audio length rules: "codec" = whole latent frames in the clip's duration (JoVA's own);
@@ -122,9 +124,4 @@ class GenerationDefaults:
 
     @classmethod
     def from_json(cls, text: str) -> "GenerationDefaults":
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown generation default fields {unknown}; is this file from a newer ComfyUI-JoVA?")
-        return cls(**data)
+        return dataclass_from_json(cls, text, "generation default")

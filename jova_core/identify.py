@@ -66,7 +66,8 @@ def _any(keys: list[str], *fragments: str) -> bool:
 # (name, description, test on the key list, hint), tried in order after the transformers.
 _NOT_TRANSFORMERS = [
     ("sao-vae", "the Stable Audio Open (Oobleck) audio VAE, as daVinci-MagiHuman uses it",
-     lambda k: _any(k, "encoder.layers.0.weight_g") and _any(k, "decoder.layers.1.layers.0.alpha"),
+     lambda k: (_any(k, "encoder.layers.0.weight_g") and _any(k, "decoder.layers.1.layers.0.alpha"))
+     or _any(k, "encoder.block.0.res_unit1.conv1.weight_v"),  # diffusers' vae/ copy
      "load it alone (no vocoder) with jova_core.load_audio_codec / the JoVA Audio Codec Loader, from models/jova_audio"),
     ("lora", "a LoRA (adapter weights only)",
      lambda k: _any(k, "lora_A", "lora_B", "lora_down", "lora_up", ".lora.", "lora_unet_"),
@@ -74,7 +75,7 @@ _NOT_TRANSFORMERS = [
     ("jova-raw", "a JoVA state dict without its config (no 'jova_config' metadata)",
      lambda k: "video.patch_embedding.weight" in k and "blocks.0.video.self_attn.q.weight" in k,
      "re-save it with jova_core.checkpoint.save_transformer so the config travels with it"),
-    ("wan-vae", "the Wan2.1 video VAE",
+    ("wan-vae", "the Wan2.1 video VAE (or Wan2.2's, MagiHuman's)",
      lambda k: _any(k, "encoder.downsamples.", "decoder.upsamples.", "decoder.up_blocks.0.upsampler."),
      "load it with jova_core.load_video_codec (or ComfyUI's VAELoader) from models/vae"),
     ("mmaudio-vae", "the MMAudio audio VAE",
@@ -86,6 +87,10 @@ _NOT_TRANSFORMERS = [
     ("audioldm2-vocoder", "AudioLDM2's HiFi-GAN vocoder (vocoder/model.safetensors)",
      lambda k: _any(k, "conv_pre.") and _any(k, "upsampler.0.") and "mean" in k and "scale" in k,
      "load it with jova_core.load_audio_codec, paired with AudioLDM2's VAE (vae/diffusion_pytorch_model.safetensors)"),
+    ("t5gemma", "the T5Gemma text encoder(-decoder), as daVinci-MagiHuman uses it",
+     lambda k: _any(k, "encoder.layers.0.pre_self_attn_layernorm.weight"),
+     "put the whole downloaded google/t5gemma-9b-9b-ul2 folder in models/text_encoders and pick it in the JoVA "
+     "T5Gemma Text Encoder"),
     ("text-encoder", "a T5 / umT5 text encoder",
      lambda k: _any(k, "SelfAttention.q.weight", "token_embedding.weight", "shared.weight"),
      "load umT5-XXL with ComfyUI's CLIPLoader (type 'wan') from models/text_encoders"),
@@ -99,7 +104,7 @@ _NOT_TRANSFORMERS = [
      "load it with jova_core.load_audio_codec, paired with AudioLDM2's vocoder (vocoder/model.safetensors)"),
     ("image-vae", "an image VAE in diffusers AutoencoderKL layout",
      lambda k: _any(k, "encoder.down_blocks.0.resnets.0.") and _any(k, "quant_conv"),
-     "JoVA does not use image VAEs; its video VAE is Wan2.1's"),
+     "JoVA does not use image VAEs; its video VAEs are Wan2.1's and Wan2.2's"),
     ("mmaudio-net", "the MMAudio flow network",
      lambda k: _any(k, "joint_blocks.", "audio_input_proj."),
      "JoVA generates audio with its own transformer; only MMAudio's VAE and vocoder are used"),

@@ -7,6 +7,7 @@ from .loaders import (
     JoVAAudioCodecLoader,
     JoVADemoReferenceImage,
     JoVAModelLoader,
+    JoVAT5GemmaLoader,
     JoVATextEncoderLoader,
     JoVAVideoCodecLoader,
 )
@@ -22,6 +23,7 @@ NODES = (
     JoVAAudioCodecLoader,
     JoVAVideoCodecLoader,
     JoVATextEncoderLoader,
+    JoVAT5GemmaLoader,
     JoVADemoReferenceImage,
     JoVATextEncode,
     JoVAModelDefaults,

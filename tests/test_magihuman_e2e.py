@@ -206,6 +206,9 @@ def test_end_to_end_through_the_nodes(env, weight_dtype, offload):
     negative = run(n.JoVATextEncode, text_encoder=encoder, video_caption=negative_prompt, audio_caption="",
                    transcript="")[0]
     assert positive[0][0].shape == (1, 640, 16)
+    # A T5Gemma conditioning carries its real token count; MagiHuman reads only those rows.
+    padded = [[torch.randn(1, 640, 16), {"pooled_output": None, n.text.TEXT_LENGTH_KEY: 7}]]
+    assert model.hosting.trims_text and n.sampler.conditioning_tensor(padded, "positive", True).shape == (1, 7, 16)
     sampled = run(n.JoVASampler, model=model, positive=positive, negative=negative, latent=latent, seed=42,
                   steps=STEPS, sampler="unipc", shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio, mode="t2va")[0]
     assert torch.isfinite(sampled["samples"]).all() and sampled["jova_audio"].abs().sum() > 0

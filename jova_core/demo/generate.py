@@ -92,4 +92,4 @@ def generate_demo(
             video, _ = sample(model, mode="a2v", audio_latents=audio, callback=counting_from(steps), **common)
         frames = video_codec.decode(video)[0]
         waveform = audio_codec.decode(audio)[0]
-    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.sample_rate, prompt=prompt)
+    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.decoded_sample_rate, prompt=prompt)

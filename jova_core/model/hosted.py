@@ -50,6 +50,7 @@ class Hosting:
     text_dim: int  # width of the text hidden states it reads
     text_len: int  # longest prompt in tokens (padding beyond is the text encoder's business)
     separate_audio_text: bool  # may the audio read its own text (e.g. its own negative)?
+    trims_text: bool  # reads only the prompt's real tokens (padding cut off before the model)?
     video_codec: str  # the codecs and text encoder it was trained with, for messages and notes
     audio_codec: str
     text_encoder: str

@@ -284,7 +284,7 @@ class MagiHumanTransformer(nn.Module):
             modes_note=("it always generates video and sound together (text, + a clean first frame for i2va, "
                         "+ your clean audio for a2v); its release has no video-only, audio-only or "
                         "video-to-audio mode"),
-            text_dim=cfg.text_dim, text_len=MAGIHUMAN_TEXT_LEN, separate_audio_text=False,
+            text_dim=cfg.text_dim, text_len=MAGIHUMAN_TEXT_LEN, separate_audio_text=False, trims_text=True,
             video_codec="Wan2.2 VAE", audio_codec="Stable Audio Open VAE", text_encoder="T5Gemma-9B encoder",
             defaults=MAGIHUMAN_DEFAULTS,
         )

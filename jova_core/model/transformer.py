@@ -120,7 +120,7 @@ class JoVATransformer(nn.Module):
             reference="condition-channels" if cfg.video_condition_channels else "noised-first-frame",
             modes=("t2va", "i2va", "a2v", "v2a", "t2v", "i2v", "t2a"),
             modes_note="per-modality timesteps hold any modality clean or leave it out",
-            text_dim=cfg.text_dim, text_len=cfg.text_len, separate_audio_text=True,
+            text_dim=cfg.text_dim, text_len=cfg.text_len, separate_audio_text=True, trims_text=False,
             video_codec="Wan2.1 VAE", audio_codec=" or ".join(audio_codecs) or "its audio VAE",
             text_encoder="umT5-XXL",
         )
