@@ -28,6 +28,7 @@ from .paths import (
     MODEL_FOLDERS,
     TEXT_ENCODER_FOLDERS,
     VIDEO_CODEC_FOLDERS,
+    WEIGHT_EXTENSIONS,
     folder_names,
     list_files,
     list_model_folders,
@@ -37,6 +38,8 @@ from .paths import (
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVideoCodec
 
 DEMO_MODEL = "demo: tiny CPU model (built in)"
+# Transformer files, and the index of a sharded release (daVinci-MagiHuman's base/, distill/).
+MODEL_EXTENSIONS = WEIGHT_EXTENSIONS + (".index.json",)
 DEMO_CODEC = "demo (built in, no weights)"
 NO_VOCODER = "(none: demo or Stable Audio Open)"
 
@@ -92,7 +95,7 @@ class JoVAModelLoader(io.ComfyNode):
                 "Any other file stops with what it looks like."
             ),
             inputs=[
-                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS),
+                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS, MODEL_EXTENSIONS),
                                tooltip=f"A transformer file in {folder_names(MODEL_FOLDERS)}: native JoVA, or Wan2.1 "
                                        "T2V / JavisDiT++ (converted on load). The demo needs no file."),
                 io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
