@@ -1,8 +1,8 @@
 """daVinci-MagiHuman run through the pack's sampler and nodes, on tiny random weights in the
 released layouts: a sharded DiT (safetensors shards + model.safetensors.index.json), the
 Stable Audio Open VAE (stable-audio-tools layout) and the Wan2.2 VAE -> Model Loader ->
-Empty Latent -> Text Encode (the demo text encoder at MagiHuman's text width: the T5Gemma
-encoder is another work package) -> Sampler (MagiHuman's own settings) -> Decode -> Mux ->
+Empty Latent -> T5Gemma Text Encoder (a tiny random T5Gemma in google/t5gemma-9b-9b-ul2's
+folder layout, tests/test_text_t5gemma.py) -> Text Encode -> Sampler (MagiHuman's own settings) -> Decode -> Mux ->
 an MP4 with a STEREO 44.1 kHz track as long as the clip.
 
 Also the hosted-model interface (jova_core.model.hosted) as the sampler uses it: its video
@@ -14,6 +14,7 @@ block swap over `block.layers` and fp8 storage through the loader.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -23,6 +24,7 @@ from safetensors.torch import save_file
 from test_codecs_stable_audio import sat_state_dict, tiny_reference
 from test_codecs_wan22 import tiny_wan22
 from test_magihuman import released_state_dict, tiny_model
+from test_text_t5gemma import folder  # noqa: F401  (fixture)
 
 from jova_core.defaults import GuidanceSchedule
 from jova_core.io.ffmpeg import probe_media
@@ -31,12 +33,11 @@ from jova_core.model.hosted import HostedModel
 from jova_core.model.magihuman import MAGIHUMAN_DEFAULTS, MagiHumanConfig
 from jova_core.offload import BlockSwap
 from jova_core.sampling import sample, sampling_sigmas
-from jova_core.text.demo import DemoTextEncoder
 
-# Wan2.2 (48 channels) and Stable Audio Open (64) latents, a small text width for the demo encoder.
+# Wan2.2 (48 channels) and Stable Audio Open (64) latents, the tiny T5Gemma's text width (32).
 TINY = MagiHumanConfig(
     hidden_size=64, num_layers=4, head_dim=16, num_kv_heads=2, mm_layers=(0, 3), gelu7_layers=(0, 1),
-    video_latent_channels=48, audio_in_channels=64, text_dim=16,
+    video_latent_channels=48, audio_in_channels=64, text_dim=32,
 )
 # 9 frames at MagiHuman's 25 fps (0.36 s), 64 x 64 pixels: 3 x 4 x 4 video latents, 9 audio tokens.
 WIDTH = HEIGHT = 64
@@ -80,7 +81,7 @@ class Field(torch.nn.Module):
 
 def test_video_guidance_schedule_against_the_euler_sum():
     model = Field()
-    text, negative = torch.ones(1, 3, 16), -torch.ones(1, 3, 16)
+    text, negative = torch.ones(1, 3, 32), -torch.ones(1, 3, 32)
     video, audio = sample(model, text=text, negative_video=negative, mode="t2va", video_shape=(1, 48, 1, 2, 2),
                           audio_shape=(1, 64, 3), steps=6, sampler="euler", shift=5.0,
                           cfg_video=GuidanceSchedule(5.0, 2.0, 500.0), cfg_audio=3.0, seed=1)
@@ -97,7 +98,7 @@ def test_video_guidance_schedule_against_the_euler_sum():
 
 def test_reference_image_is_a_clean_first_frame_and_a2v_holds_the_audio():
     model = Field()
-    text, negative = torch.ones(1, 3, 16), -torch.ones(1, 3, 16)
+    text, negative = torch.ones(1, 3, 32), -torch.ones(1, 3, 32)
     reference = torch.randn(1, 48, 1, 2, 2)
     video, _ = sample(model, text=text, negative_video=negative, mode="i2va", video_shape=(1, 48, 3, 2, 2),
                       audio_shape=(1, 64, 9), reference=reference, steps=3, seed=2)
@@ -111,7 +112,7 @@ def test_reference_image_is_a_clean_first_frame_and_a2v_holds_the_audio():
 
 
 def test_modes_and_texts_it_does_not_take_are_refused_in_one_line():
-    model, text = Field(), torch.ones(1, 3, 16)
+    model, text = Field(), torch.ones(1, 3, 32)
     for mode in ("t2v", "v2a", "t2a"):
         with pytest.raises(ValueError, match=f"runs modes.*not '{mode}'.*video and sound together") as info:
             sample(model, text=text, mode=mode, video_shape=(1, 48, 1, 2, 2), audio_shape=(1, 64, 3),
@@ -128,7 +129,7 @@ def test_modes_and_texts_it_does_not_take_are_refused_in_one_line():
 def test_block_swap_moves_magihuman_layers_and_changes_nothing():
     model = tiny_model(TINY).eval()
     torch.manual_seed(7)
-    video, audio, text = torch.randn(1, 48, 2, 2, 2), torch.randn(1, 64, 5), torch.randn(1, 3, 16)
+    video, audio, text = torch.randn(1, 48, 2, 2, 2), torch.randn(1, 64, 5), torch.randn(1, 3, 32)
     with torch.no_grad():
         before = model(video, audio, text)
         swap = BlockSwap(model, 1, "cpu", "cpu")
@@ -145,14 +146,14 @@ def test_block_swap_moves_magihuman_layers_and_changes_nothing():
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, folder):  # noqa: F811  (the T5Gemma fixture)
     """models/ as a user fills it from the releases: GAIR/daVinci-MagiHuman base/ (two shards +
     index) in models/jova, stable-audio-open-1.0's model.safetensors in models/jova_audio, the
     Wan2.2 VAE in models/vae; all tiny and random in the real key layouts."""
     base = tmp_path_factory.mktemp("comfyui")
     root = base / "models"
-    for folder in ("jova/magihuman_base", "jova_audio", "vae"):
-        (root / folder).mkdir(parents=True)
+    for sub in ("jova/magihuman_base", "jova_audio", "vae"):
+        (root / sub).mkdir(parents=True)
     state = released_state_dict(tiny_model(TINY))
     keys = sorted(state)
     shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
@@ -163,6 +164,7 @@ def env(tmp_path_factory):
     (root / "jova" / "magihuman_base" / "model.safetensors.index.json").write_text(json.dumps(index))
     save_file(sat_state_dict(tiny_reference()), str(root / "jova_audio" / "stable_audio_open.safetensors"))
     save_file(tiny_wan22()[0], str(root / "vae" / "wan2.2_vae.safetensors"))
+    shutil.copytree(folder, root / "text_encoders" / "t5gemma-9b-9b-ul2")
     with harness.comfy_stubs(base) as stubs:
         stubs.pack = harness.load_pack()
         harness.node_list(stubs.pack)
@@ -200,15 +202,16 @@ def test_end_to_end_through_the_nodes(env, weight_dtype, offload):
     assert (width, height, fps, steps, shift, cfg_video) == (448, 256, 25.0, 32, 5.0, 5.0) and "then 2" in info
     latent = run(n.JoVAEmptyLatent, model=model, width=WIDTH, height=HEIGHT, seconds=SECONDS, fps=fps, batch_size=1)[0]
     assert tuple(latent["samples"].shape) == (1, 48, 3, 4, 4) and tuple(latent["jova_audio"].shape) == (1, 64, 9)
-    encoder = run(n.JoVATextEncoderLoader, model=model, encoder=DemoTextEncoder.name)[0]
-    positive = run(n.JoVATextEncode, text_encoder=encoder, video_caption="a woman talks to the camera",
-                   audio_caption="a clear voice", transcript="hello there")[0]
+    encoder = run(n.JoVAT5GemmaLoader, folder="t5gemma-9b-9b-ul2")[0]
+    positive = run(n.JoVATextEncode, text_encoder=encoder, video_caption="w1 w2 w3 w4",
+                   audio_caption="w5 w6", transcript="w7 w8 w9")[0]
     negative = run(n.JoVATextEncode, text_encoder=encoder, video_caption=negative_prompt, audio_caption="",
                    transcript="")[0]
-    assert positive[0][0].shape == (1, 640, 16)
-    # A T5Gemma conditioning carries its real token count; MagiHuman reads only those rows.
-    padded = [[torch.randn(1, 640, 16), {"pooled_output": None, n.text.TEXT_LENGTH_KEY: 7}]]
-    assert model.hosting.trims_text and n.sampler.conditioning_tensor(padded, "positive", True).shape == (1, 7, 16)
+    # T5Gemma's states come padded to 640 rows with the real token count; MagiHuman reads only those rows.
+    length = positive[0][1][n.text.TEXT_LENGTH_KEY]
+    assert positive[0][0].shape == (1, 640, 32) and 9 < length < 640 and not positive[0][0][0, length:].any()
+    trimmed = n.sampler.conditioning_tensor(positive, "positive", model.hosting.trims_text)
+    assert model.hosting.trims_text and torch.equal(trimmed, positive[0][0][:, :length])
     sampled = run(n.JoVASampler, model=model, positive=positive, negative=negative, latent=latent, seed=42,
                   steps=STEPS, sampler="unipc", shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio, mode="t2va")[0]
     assert torch.isfinite(sampled["samples"]).all() and sampled["jova_audio"].abs().sum() > 0
@@ -233,15 +236,15 @@ def test_distilled_settings_and_the_renoise_step_against_a_restatement(tmp_path)
     expected = [0.972, 0.937, 0.893, 0.833, 0.750, 0.625, 0.416]
     # (upstream shifts linspace(0.999, 0), we linspace(1, 0): 0.4167 here for its 0.416)
     assert sampling_sigmas(8, d.shift).tolist()[1:] == pytest.approx(expected, abs=1.5e-3)
-    for folder, wanted in (("distill", d), ("base", MAGIHUMAN_DEFAULTS)):
-        (tmp_path / folder).mkdir()
+    for release, wanted in (("distill", d), ("base", MAGIHUMAN_DEFAULTS)):
+        (tmp_path / release).mkdir()
         save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()},
-                  str(tmp_path / folder / "model.safetensors"))
-        assert generation_defaults(str(tmp_path / folder)) == wanted
+                  str(tmp_path / release / "model.safetensors"))
+        assert generation_defaults(str(tmp_path / release)) == wanted
 
     # x0 = x - sigma v, then x_next = (1 - sigma_next) x0 + sigma_next * fresh noise, noise from the seed.
     model = Field()
-    text = torch.ones(1, 3, 16)
+    text = torch.ones(1, 3, 32)
     video, audio = sample(model, text=text, mode="t2va", video_shape=(1, 48, 1, 2, 2), audio_shape=(1, 64, 3),
                           steps=3, sampler="renoise", shift=5.0, cfg_video=1, cfg_audio=1, seed=5)
     generator = torch.Generator().manual_seed(5)
