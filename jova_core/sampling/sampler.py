@@ -78,7 +78,7 @@ def sample(
     callback: Callable[[StepInfo], None] | None = None,
     batch_guidance: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Generate video and/or audio latents with a JoVA transformer.
+    """Generate video and/or audio latents with a hosted model (JoVA, daVinci-MagiHuman).
 
     model: a hosted model (jova_core.model.hosted: a JoVATransformer or a
         MagiHumanTransformer); runs on the device of its parameters.
