@@ -2,6 +2,7 @@
 
 from .decode import JoVADecode
 from .defaults import JoVAModelDefaults
+from .extend import JoVAExtend
 from .latent import JoVAEmptyLatent
 from .loaders import (
     JoVAAudioCodecLoader,
@@ -29,6 +30,7 @@ NODES = (
     JoVAModelDefaults,
     JoVAEmptyLatent,
     JoVASampler,
+    JoVAExtend,
     JoVADecode,
     JoVAMux,
     JoVAMouthMaskPreview,

@@ -261,6 +261,8 @@ def run_growth(node: dict) -> float:
     kind = node["type"]
     if kind == "JoVASampler":
         return PREVIEW_HEIGHT + TEXT_HEIGHT
+    if kind == "JoVAExtend":
+        return PREVIEW_HEIGHT
     if kind in ("JoVAEmptyLatent", "JoVAModelDefaults"):
         return 2 * TEXT_HEIGHT  # several lines: the rounding and the latent shapes; the settings
     if kind == "JoVAMouthMaskPreview":

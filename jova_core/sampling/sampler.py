@@ -16,6 +16,17 @@ float rounding. It falls back to two forwards when the prompts' hidden states di
 shape or when the doubled batch does not fit in the device's memory. A modality that is
 given is fed clean, at t = 0, and returned unchanged.
 
+Part of a generated modality can be held too: `video_context` / `audio_context` are the
+clean first latent frames of the clip (an earlier clip's end, an audio prefix), and the
+rest is generated to continue them. `context` says how they are held:
+  "clean"   fed clean, at t = 0, with the model's per-latent-frame timesteps (the rest at
+            t); for models trained with clean context frames.
+  "noised"  the fallback for models never trained so (or that take no per-frame time):
+            before every model call the context frames are replaced by the context noised
+            to the current sigma with their own initial noise, all frames at t (as the
+            reference frame of ``modes.hold_first_frame``).
+Either way the returned latents begin with the context exactly.
+
 The model is any hosted model (jova_core.model.hosted): the sampler reads what it needs
 (geometry, reference kind, modes, one or two text streams) from ``model.hosting`` and calls
 it with the same keywords whatever it is; a model without timesteps ignores them.
@@ -35,7 +46,7 @@ import torch.nn.functional as F
 
 from ..defaults import GuidanceSchedule
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
-from .schedule import predicted_x0, sampling_sigmas, timesteps_from_sigma
+from .schedule import add_noise, predicted_x0, sampling_sigmas, timesteps_from_sigma
 from .seed import seeded_generator
 from .solvers import make_solver
 
@@ -76,6 +87,9 @@ def sample(
     seed: int = 0,
     fps: float | None = None,
     callback: Callable[[StepInfo], None] | None = None,
+    video_context: torch.Tensor | None = None,
+    audio_context: torch.Tensor | None = None,
+    context: str = "clean",
     batch_guidance: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Generate video and/or audio latents with a hosted model (JoVA, daVinci-MagiHuman).
@@ -104,12 +118,17 @@ def sample(
     fps: video frame rate, for the time-aligned audio RoPE.
     callback: called with a StepInfo after every step (progress, previews); raising
         from it stops sampling (interruption) and the exception propagates.
+    video_context: [B or 1, C, k, H, W] clean latents of the first k video latent frames
+        to hold (a generated video only); audio_context: [B or 1, C, (F,) k] the same for
+        the first k audio latent frames. context: "clean" or "noised" (module docstring).
     batch_guidance: one forward over [cond; negative] per step instead of two (see above).
     Returns (video latents, audio latents), float32 on the model's device: None for an
     absent modality, the given latents unchanged for a given one.
     """
     _check_settings(steps, cfg_video, cfg_audio, fps)
     setup = _Setup(model, mode, video_shape, audio_shape, video_latents, audio_latents, reference)
+    video_context = setup.context("video", video_context, context)
+    audio_context = setup.context("audio", audio_context, context)
     if setup.video_role == GENERATE and setup.audio_role == GENERATE and setup.video_shape[0] != setup.audio_shape[0]:
         raise ValueError(f"video batch {setup.video_shape[0]} and audio batch {setup.audio_shape[0]} differ")
     batch = (setup.video_shape or setup.audio_shape)[0]
@@ -145,14 +164,15 @@ def sample(
     # Noise on the CPU from one generator, so the seed means the same on every device.
     generator = seeded_generator(seed)
     video = audio = None
-    video_noise = None
+    video_noise = audio_noise = None
     if setup.video_role == GENERATE:
         video_noise = torch.randn(setup.video_shape, generator=generator, dtype=torch.float32).to(device)
         video = video_noise
     elif setup.video_role == GIVEN:
         video = setup.video_given
     if setup.audio_role == GENERATE:
-        audio = torch.randn(setup.audio_shape, generator=generator, dtype=torch.float32).to(device)
+        audio_noise = torch.randn(setup.audio_shape, generator=generator, dtype=torch.float32).to(device)
+        audio = audio_noise
     elif setup.audio_role == GIVEN:
         audio = setup.audio_given
 
@@ -169,12 +189,13 @@ def sample(
         t = timesteps_from_sigma(sigma).to(device)
         if setup.held_first is not None:
             video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], setup.held_sigma(sigma))
-        inputs = dict(
-            video=video, audio=audio,
-            t_video=t if setup.video_role == GENERATE else clean,
-            t_audio=t if setup.audio_role == GENERATE else clean,
-            reference=setup.condition, fps=fps,
-        )
+        t_video = t if setup.video_role == GENERATE else clean
+        t_audio = t if setup.audio_role == GENERATE else clean
+        if video_context is not None:
+            video, t_video = hold_context(video, video_context, video_noise, sigma, t, 2, context)
+        if audio_context is not None:
+            audio, t_audio = hold_context(audio, audio_context, audio_noise, sigma, t, -1, context)
+        inputs = dict(video=video, audio=audio, t_video=t_video, t_audio=t_audio, reference=setup.condition, fps=fps)
         if uncond is None:
             v_video, v_audio = model(**inputs, **cond)
         else:
@@ -194,7 +215,33 @@ def sample(
 
     if setup.held_first is not None:
         video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], 0.0)
+    if video_context is not None:
+        video = _with_prefix(video, video_context, 2)
+    if audio_context is not None:
+        audio = _with_prefix(audio, audio_context, -1)
     return video, audio
+
+
+CONTEXT_MODES = ("clean", "noised")
+
+
+def hold_context(x: torch.Tensor, prefix: torch.Tensor, noise: torch.Tensor, sigma: float, t: torch.Tensor,
+                 dim: int, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents `x` with their first frames (along `dim`) held to the clean `prefix`, and
+    the model's timestep for them: "clean" -> the prefix itself, t per frame [1, frames]
+    (0 on the prefix); "noised" -> the prefix noised to `sigma` with its frames of
+    `noise`, the scalar t."""
+    k = prefix.shape[dim]
+    if how == "noised":
+        return _with_prefix(x, add_noise(prefix, noise.narrow(dim, 0, k), sigma), dim), t
+    per_frame = t.reshape(1, 1).repeat(1, x.shape[dim])
+    per_frame[:, :k] = 0
+    return _with_prefix(x, prefix, dim), per_frame
+
+
+def _with_prefix(x: torch.Tensor, prefix: torch.Tensor, dim: int) -> torch.Tensor:
+    k = prefix.shape[dim]
+    return torch.cat([prefix.to(x.dtype), x.narrow(dim, k, x.shape[dim] - k)], dim=dim)
 
 
 class _GuidancePasses:
@@ -318,6 +365,26 @@ class _Setup:
     def held_sigma(self, sigma: float) -> float:
         """The noise level the pinned first frame carries at a step's `sigma`."""
         return 0.0 if self.held_clean else sigma
+
+    def context(self, name: str, prefix: torch.Tensor | None, how: str) -> torch.Tensor | None:
+        """The checked clean prefix of a generated modality, on the device, batch-expanded."""
+        if prefix is None:
+            return None
+        if how not in CONTEXT_MODES:
+            raise ValueError(f"context must be one of {list(CONTEXT_MODES)}, got {how!r}")
+        role = self.video_role if name == "video" else self.audio_role
+        if role != GENERATE:
+            raise ValueError(f"{name}_context holds the start of a generated {name}; this mode does not generate {name}")
+        if name == "video" and self.held_first is not None:
+            raise ValueError("give either a reference image or video_context to a model without reference channels: "
+                             "both pin the first video frame")
+        shape = self.video_shape if name == "video" else self.audio_shape
+        dim = 2 if name == "video" else len(shape) - 1
+        fits = prefix.dim() == len(shape) and prefix.shape[0] in (1, shape[0]) and 1 <= prefix.shape[dim] < shape[dim]
+        if not fits or any(prefix.shape[i] != shape[i] for i in range(1, len(shape)) if i != dim):
+            raise ValueError(f"{name}_context must be the first k < {shape[dim]} latent frames of the {name} "
+                             f"{list(shape)} (same channels and size), got {list(prefix.shape)}")
+        return prefix.to(self.device, torch.float32).expand(shape[0], *prefix.shape[1:])
 
     def _modality(self, mode_name, name, role, shape, latents, ranks, layout):
         if role == ABSENT:
