@@ -146,12 +146,12 @@ def extend(
         raise ValueError("extend continues clips with both video and sound: give the latent of a JoVA Sampler "
                          "that generated both (t2va, i2va, a2v or v2a)")
     check_seed(seed)
-    geometry = model.config.geometry
+    geometry = model.hosting.geometry
     chunks = plan_extension(geometry, latent, seconds, overlap, chunk_frames)
     passes = 2 if audio_driven_pass else 1
     total = len(chunks) * steps * passes
     mode = "i2va" if reference is not None else "t2va"
-    if reference is not None and not model.config.video_condition_channels:
+    if reference is not None and model.hosting.reference != "condition-channels":
         raise ValueError("this model has no reference channels; extend it without a reference "
                          "(the held frames carry the picture)")
 
