@@ -11,6 +11,7 @@ import torch
 
 from jova_core.config import preset_config
 from jova_core.latent import JoVALatent
+from jova_core.model import JoVATransformer
 from jova_core.mouth.loss import mouth_weighted_flow_loss
 from jova_core.sampling.extend import extend, plan_chunks, plan_extension
 from jova_core.sampling.schedule import add_noise, timesteps_from_sigma, velocity_target
@@ -168,7 +169,7 @@ def test_trainer_and_extend_hold_the_same_frames_and_the_same_audio_span():
         calls.append((kw["t_video"].clone(), kw["t_audio"].clone(), kw["video"].shape[2], kw["audio"].shape[-1]))
         return torch.zeros_like(kw["video"]), torch.zeros_like(kw["audio"])
 
-    fake.config = config
+    fake.config, fake.hosting = config, JoVATransformer(config).hosting
     g = torch.Generator().manual_seed(0)
     latent = JoVALatent(torch.randn(1, 16, 13, 2, 2, generator=g), torch.randn(1, 20, 63, generator=g), 24.0, 49, 32, 32,
                         audio_sampled=True)
