@@ -10,6 +10,7 @@ video latents [B, C, 1 + (T-1)/stride_t, H/stride, W/stride], audio latents [B, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Iterator
 
 import torch
 import torchaudio.functional as AF
@@ -66,6 +67,14 @@ class VideoCodec(ABC):
 
     @abstractmethod
     def decode(self, latents: torch.Tensor, tiled: bool = False) -> torch.Tensor: ...
+
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 8) -> Iterator[torch.Tensor]:
+        """decode() as consecutive frame chunks [B, t, H, W, 3] whose concatenation is the
+        whole decode, so a long clip can be written without holding its frames. Codecs
+        that can decode a latent window on its own override this; here the whole clip is
+        decoded and handed out in pieces (memory is not flat)."""
+        frames = self.decode(latents)
+        yield from frames.split(self.temporal_stride * chunk_latents, dim=1)
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         self.check_size(num_frames, height, width)
@@ -129,6 +138,14 @@ class AudioCodec(ABC):
 
     @abstractmethod
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 64) -> Iterator[torch.Tensor]:
+        """decode() as consecutive waveform chunks [B, C, n], for writing a long clip
+        without holding its sound. Codecs whose decoder sees only nearby latents override
+        this (jova_core.codecs.chunked.crossfaded_chunks); here the whole clip is decoded
+        and handed out in pieces (memory is not flat)."""
+        waveform = self.decode(latents)
+        yield from waveform.split(self.num_samples(chunk_latents), dim=-1)
 
     @property
     def samples_per_latent(self) -> int:

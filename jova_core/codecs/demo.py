@@ -22,6 +22,7 @@ DemoAudioCodec (like MMAudio 16k: 20 channels at 31.25 Hz)
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ import torchaudio.functional as AF
 
 from ..geometry import MMAUDIO_16K
 from .base import AudioCodec, VideoCodec
+from .chunked import crossfaded_chunks
 from .mel import MEL_16K, MelFrontEnd
 
 # Zig-zag order of the lowest DCT frequencies (row, col) kept per 8x8 block.
@@ -50,6 +52,9 @@ _MEL_MEAN, _MEL_STD = -2.3, 1.5
 _AUDIO_MEAN = (0.0, 3.2, -2.5, 0.9, -1.2, -0.6, 0.2, -0.7, 0.2, -0.5, -0.1, 0.1, -0.5, 0.1, -0.3, -0.1, 0.0, -0.35, 0.0, -0.25)
 _AUDIO_SCALE = (5.5, 2.5, 2.2, 1.6, 1.3, 0.8, 0.75, 0.65, 0.5, 0.55, 0.35, 0.4, 0.5, 0.3, 0.35, 0.25, 0.25, 0.35, 0.25, 0.3)
 _GRIFFIN_LIM_ITERS = 32
+# Chunked audio decode: 8 latent frames (0.26 s) of context each side of a window, joins
+# crossfaded over 32 ms.
+_CHUNK_MARGIN, _CHUNK_CROSSFADE = 8, 512
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -107,6 +112,17 @@ class DemoVideoCodec(VideoCodec):
         rgb = torch.einsum("ij,bjhw->bihw", self.ycbcr_to_rgb, ycbcr).clamp(0.0, 1.0)
         return rgb.reshape(batch, -1, 3, *rgb.shape[2:]).permute(0, 1, 3, 4, 2).contiguous()
 
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 8) -> Iterator[torch.Tensor]:
+        """Exactly decode()'s frames, `chunk_latents` latent frames' worth at a time: pixel
+        frames 4k .. 4k+3 interpolate latent frames k and k+1 only, so each window is decoded
+        with the next latent frame and its last interpolation point dropped."""
+        self.check_latents(latents)
+        total = latents.shape[2]
+        for start in range(0, total, chunk_latents):
+            stop = min(start + chunk_latents, total)
+            frames = self.decode(latents[:, :, start:min(stop + 1, total)])
+            yield frames if stop == total else frames[:, : (stop - start) * self.temporal_stride]
+
 
 class DemoAudioCodec(AudioCodec):
     geometry = MMAUDIO_16K
@@ -143,3 +159,11 @@ class DemoAudioCodec(AudioCodec):
         )
         waveform = F.pad(waveform, (offset, 0))
         return waveform.clamp(-1.0, 1.0)[:, None]  # [B, 1, N]
+
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 64) -> Iterator[torch.Tensor]:
+        """decode() a window at a time (codecs.chunked): Griffin-Lim's phase is found per
+        window with _CHUNK_MARGIN latent frames of context each side, windows crossfaded over
+        _CHUNK_CROSSFADE samples."""
+        latents = self.check_latents(latents)
+        return crossfaded_chunks(self.decode, latents, self.samples_per_latent, chunk_latents,
+                                 _CHUNK_MARGIN, _CHUNK_CROSSFADE)
