@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 import torchaudio.functional as AF
 
+from .chunked import crossfaded_chunks
 from ..geometry import WAN21_VAE, AudioLatentGeometry, VideoLatentGeometry, valid_num_frames, valid_video_size
 
 __all__ = ["AudioCodec", "ModuleCodec", "VideoCodec", "valid_num_frames", "valid_video_size"]
@@ -139,13 +140,23 @@ class AudioCodec(ABC):
     @abstractmethod
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
+    # Latent frames of context each side of a window for decode_chunks: set by codecs whose
+    # decoder only sees nearby latents (convolutions, no whole-clip norm or attention).
+    chunk_margin_latents: int | None = None
+
     def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 64) -> Iterator[torch.Tensor]:
         """decode() as consecutive waveform chunks [B, C, n], for writing a long clip
-        without holding its sound. Codecs whose decoder sees only nearby latents override
-        this (jova_core.codecs.chunked.crossfaded_chunks); here the whole clip is decoded
-        and handed out in pieces (memory is not flat)."""
-        waveform = self.decode(latents)
-        yield from waveform.split(self.num_samples(chunk_latents), dim=-1)
+        without holding its sound. With chunk_margin_latents set, windows of
+        `chunk_latents` are decoded with that much context and crossfaded over one latent
+        frame's samples (codecs.chunked); otherwise the whole clip is decoded and handed
+        out in pieces (memory is not flat)."""
+        latents = self.check_latents(latents)
+        per_latent = self.num_samples(1)
+        if self.chunk_margin_latents is None:
+            yield from self.decode(latents).split(per_latent * chunk_latents, dim=-1)
+            return
+        yield from crossfaded_chunks(self.decode, latents, per_latent, chunk_latents, self.chunk_margin_latents,
+                                     per_latent)
 
     @property
     def samples_per_latent(self) -> int:

@@ -30,7 +30,6 @@ import torchaudio.functional as AF
 
 from ..geometry import MMAUDIO_16K
 from .base import AudioCodec, VideoCodec
-from .chunked import crossfaded_chunks
 from .mel import MEL_16K, MelFrontEnd
 
 # Zig-zag order of the lowest DCT frequencies (row, col) kept per 8x8 block.
@@ -52,9 +51,6 @@ _MEL_MEAN, _MEL_STD = -2.3, 1.5
 _AUDIO_MEAN = (0.0, 3.2, -2.5, 0.9, -1.2, -0.6, 0.2, -0.7, 0.2, -0.5, -0.1, 0.1, -0.5, 0.1, -0.3, -0.1, 0.0, -0.35, 0.0, -0.25)
 _AUDIO_SCALE = (5.5, 2.5, 2.2, 1.6, 1.3, 0.8, 0.75, 0.65, 0.5, 0.55, 0.35, 0.4, 0.5, 0.3, 0.35, 0.25, 0.25, 0.35, 0.25, 0.3)
 _GRIFFIN_LIM_ITERS = 32
-# Chunked audio decode: 8 latent frames (0.26 s) of context each side of a window, joins
-# crossfaded over 32 ms.
-_CHUNK_MARGIN, _CHUNK_CROSSFADE = 8, 512
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -126,6 +122,8 @@ class DemoVideoCodec(VideoCodec):
 
 class DemoAudioCodec(AudioCodec):
     geometry = MMAUDIO_16K
+    # decode_chunks: Griffin-Lim finds each window's phase with 0.26 s of context each side.
+    chunk_margin_latents = 8
 
     def __init__(self):
         self.mel = MelFrontEnd(MEL_16K)
@@ -159,11 +157,3 @@ class DemoAudioCodec(AudioCodec):
         )
         waveform = F.pad(waveform, (offset, 0))
         return waveform.clamp(-1.0, 1.0)[:, None]  # [B, 1, N]
-
-    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 64) -> Iterator[torch.Tensor]:
-        """decode() a window at a time (codecs.chunked): Griffin-Lim's phase is found per
-        window with _CHUNK_MARGIN latent frames of context each side, windows crossfaded over
-        _CHUNK_CROSSFADE samples."""
-        latents = self.check_latents(latents)
-        return crossfaded_chunks(self.decode, latents, self.samples_per_latent, chunk_latents,
-                                 _CHUNK_MARGIN, _CHUNK_CROSSFADE)
