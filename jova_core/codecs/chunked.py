@@ -13,7 +13,7 @@ whole decode bounded by how much that state drifts (tests/test_chunked_decode.py
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -51,3 +51,26 @@ def crossfaded_chunks(decode: Callable[[torch.Tensor], torch.Tensor], latents: t
             tail = piece[..., -(2 * half):]
             piece = piece[..., : -(2 * half)]
         yield piece
+
+
+def collect_chunks(chunks: Iterable[torch.Tensor], length: int, dim: int, on_chunk: Callable[[int], None] | None = None,
+                   ) -> torch.Tensor:
+    """Consecutive chunks (any device) -> one float32 CPU tensor `length` long along `dim`,
+    filled in place (a caller that must hold the whole decode, like ComfyUI's IMAGE, holds it
+    once plus one chunk, not twice). on_chunk(filled so far) runs after each chunk (progress,
+    interruption)."""
+    out, filled = None, 0
+    for chunk in chunks:
+        chunk = chunk.float().cpu()
+        if out is None:
+            shape = list(chunk.shape)
+            shape[dim] = length
+            out = torch.empty(shape)
+        take = min(chunk.shape[dim], length - filled)
+        out.narrow(dim, filled, take).copy_(chunk.narrow(dim, 0, take))
+        filled += take
+        if on_chunk is not None:
+            on_chunk(filled)
+    if out is None or filled != length:
+        raise ValueError(f"the decoder gave {filled} of the {length} expected along axis {dim}")
+    return out
