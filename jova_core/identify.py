@@ -1,6 +1,6 @@
 """What a weight file is, from its key names and metadata alone (no tensors read).
 
-`identify` names the transformers JoVA can load ("jova", "wan2.1", "javisdit"), the
+`identify` names the transformers JoVA can load ("jova", "wan2.1", "javisdit", "magihuman"), the
 codec files ("wan-vae", "mmaudio-vae", "bigvgan", "audioldm2-vae", "audioldm2-vocoder")
 and the files people pick by mistake (text encoders, LoRAs, ...), and says where each
 belongs. The one home of key-only file recognition: the transformer loader and the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LOADABLE = ("jova", "wan2.1", "javisdit")
+LOADABLE = ("jova", "wan2.1", "javisdit", "magihuman")
 # Wrappers that training / UI tools put in front of every key of a transformer.
 WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "module.", "model.")
 JAVISDIT_MARKER = "audio_patch_embedding.weight"
@@ -44,6 +44,14 @@ def is_javisdit(keys) -> bool:
     return JAVISDIT_MARKER in keys and "blocks.0.audio_ffn.0.weight" in keys
 
 
+MAGIHUMAN_MARKERS = ("adapter.rope.bands", "block.layers.0.attention.linear_qkv.weight")
+
+
+def is_magihuman_keys(keys) -> bool:
+    """True for (prefix-stripped) keys of a daVinci-MagiHuman DiT."""
+    return all(m in keys for m in MAGIHUMAN_MARKERS)
+
+
 def _strip(keys: list[str]) -> list[str]:
     for prefix in WRAPPER_PREFIXES:
         if keys and all(k.startswith(prefix) for k in keys):
@@ -57,9 +65,6 @@ def _any(keys: list[str], *fragments: str) -> bool:
 
 # (name, description, test on the key list, hint), tried in order after the transformers.
 _NOT_TRANSFORMERS = [
-    ("magihuman", "a daVinci-MagiHuman DiT (its base, distill and super-resolution DiTs share these keys)",
-     lambda k: "adapter.rope.bands" in k and "block.layers.0.attention.linear_qkv.weight" in k,
-     "jova_core.checkpoint.load_magihuman builds it; the sampler and nodes do not run it yet"),
     ("sao-vae", "the Stable Audio Open (Oobleck) audio VAE, as daVinci-MagiHuman uses it",
      lambda k: (_any(k, "encoder.layers.0.weight_g") and _any(k, "decoder.layers.1.layers.0.alpha"))
      or _any(k, "encoder.block.0.res_unit1.conv1.weight_v"),  # diffusers' vae/ copy
@@ -118,6 +123,10 @@ def identify(keys: list[str], metadata: dict[str, str] | None = None) -> FileKin
                         "use the fp16/bf16 (or plain fp8_e4m3fn) file of the same model")
     if is_javisdit(set(bare)):
         return FileKind("javisdit", "a JavisDiT++ transformer")
+    if is_magihuman_keys(set(bare)):
+        # Its base, distill and super-resolution DiTs share these keys; the SR DiTs are not run.
+        return FileKind("magihuman", "a daVinci-MagiHuman DiT (base or distill; its super-resolution DiTs "
+                        "share these keys and are not run)")
     layout = wan_layout(set(bare))
     if layout:
         if "img_emb.proj.0.weight" in bare or "condition_embedder.image_embedder.norm1.weight" in bare:

@@ -75,9 +75,9 @@ class JoVAExtend(io.ComfyNode):
         if reference_image is not None:
             with on_device(pick_video_codec(vae, video_codec, "the reference image")) as codec:
                 reference = codec.encode(fit_frames(reference_image[:1], clip.height, clip.width)[None]).cpu()
-        chunk_frames = model.config.geometry.video.latent_frames(max(1, round(chunk_seconds * clip.fps)))
+        chunk_frames = model.hosting.geometry.video.latent_frames(max(1, round(chunk_seconds * clip.fps)))
         bar = comfy.utils.ProgressBar(steps)
-        cell_pixels = model.config.geometry.video.spatial_stride
+        cell_pixels = model.hosting.geometry.video.spatial_stride
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()

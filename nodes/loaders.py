@@ -21,12 +21,14 @@ from ..jova_core.model.attention import BACKENDS
 from ..jova_core.offload import module_bytes
 from ..jova_core.text.demo import DemoTextEncoder
 from ..jova_core.text.t5gemma import T5GemmaTextEncoder
+from ..jova_core.weights import whole_checkpoint
 from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
 from .paths import (
     AUDIO_CODEC_FOLDERS,
     MODEL_FOLDERS,
     TEXT_ENCODER_FOLDERS,
     VIDEO_CODEC_FOLDERS,
+    WEIGHT_EXTENSIONS,
     folder_names,
     list_files,
     list_model_folders,
@@ -36,6 +38,8 @@ from .paths import (
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVideoCodec
 
 DEMO_MODEL = "demo: tiny CPU model (built in)"
+# Transformer files, and the index of a sharded release (daVinci-MagiHuman's base/, distill/).
+MODEL_EXTENSIONS = WEIGHT_EXTENSIONS + (".index.json",)
 DEMO_CODEC = "demo (built in, no weights)"
 NO_VOCODER = "(none: demo or Stable Audio Open)"
 
@@ -86,11 +90,12 @@ class JoVAModelLoader(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Loads a JoVA transformer from models/jova or models/diffusion_models. Native JoVA files "
-                "load as they are; Wan2.1 T2V and JavisDiT++ transformers are converted on load. "
+                "load as they are; Wan2.1 T2V and JavisDiT++ transformers are converted on load; a "
+                "daVinci-MagiHuman base/ or distill/ DiT (pick any of its shards, or a merged file) runs as it is. "
                 "Any other file stops with what it looks like."
             ),
             inputs=[
-                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS),
+                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS, MODEL_EXTENSIONS),
                                tooltip=f"A transformer file in {folder_names(MODEL_FOLDERS)}: native JoVA, or Wan2.1 "
                                        "T2V / JavisDiT++ (converted on load). The demo needs no file."),
                 io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
@@ -123,7 +128,7 @@ class JoVAModelLoader(io.ComfyNode):
             transformer.set_attention(attention)
             defaults = None
         else:
-            source = resolve(MODEL_FOLDERS, model_name)
+            source = whole_checkpoint(resolve(MODEL_FOLDERS, model_name))  # a shard means its whole index
             transformer = load_transformer(source, dtype=load_dtype, device=offload_device, attention=attention,
                                            progress=interruptible_progress())
             defaults = generation_defaults(source)
@@ -224,8 +229,8 @@ class JoVATextEncoderLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, encoder: str) -> io.NodeOutput:
-        config = model.config
-        return io.NodeOutput(DemoTextEncoder(config.text_dim, config.text_len))
+        hosting = model.hosting
+        return io.NodeOutput(DemoTextEncoder(hosting.text_dim, hosting.text_len))
 
 
 class ComfyManagedT5Gemma(T5GemmaTextEncoder):

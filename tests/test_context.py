@@ -110,6 +110,8 @@ def test_context_modes_feed_the_model_what_they_promise():
             return None, torch.zeros_like(kw["audio"])
 
         model.config = config
+        with torch.device("meta"):
+            model.hosting = JoVATransformer(config).hosting
         sample(model, text=torch.zeros(1, 2, TEXT_DIM), mode="t2a", audio_shape=(1, 20, 5), steps=2, sampler="euler",
                cfg_audio=1.0, seed=7, audio_context=ctx, context=how)
         first = calls[0]

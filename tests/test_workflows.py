@@ -362,7 +362,7 @@ def specs(tmp_path_factory):
         pack = harness.load_pack()
         node_classes = harness.node_list(pack)
         loaders = sys.modules[harness.PACK_NAME + ".nodes.loaders"]
-        file_combos = {"model_name", "vae_name", "vocoder_name", "codec_name"}
+        file_combos = {"model_name", "vae_name", "vocoder_name", "codec_name", "folder"}  # lists of files or folders
         table = dict(CORE_NODES)
         for node_cls in node_classes:
             schema = node_cls.GET_SCHEMA()

@@ -24,7 +24,9 @@ from torch.utils.checkpoint import checkpoint
 from ..config import JoVAConfig
 from . import rope
 from .attention import get_attention
+from ..geometry import AUDIO_GEOMETRIES
 from .blocks import BranchState, JoVABlock, LayerNorm32
+from .hosted import Hosting
 
 
 def timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -111,6 +113,24 @@ class JoVATransformer(nn.Module):
         devices) stay outside the compiled region. `options` go to torch.compile."""
         for block in self.blocks:
             block.forward = _compiled_with_hook_guards(block.forward, **options)
+
+    @property
+    def hosting(self) -> Hosting:
+        """What the sampler and nodes need to know (jova_core.model.hosted)."""
+        cfg = self.config
+        audio_codecs = [g.name for g in AUDIO_GEOMETRIES if g.channels == cfg.audio_in_channels]
+        return Hosting(
+            name="a JoVA transformer", geometry=cfg.geometry, timesteps="per-modality",
+            reference="condition-channels" if cfg.video_condition_channels else "noised-first-frame",
+            modes=("t2va", "i2va", "a2v", "v2a", "t2v", "i2v", "t2a"),
+            modes_note="per-modality timesteps hold any modality clean or leave it out",
+            text_dim=cfg.text_dim, text_len=cfg.text_len, separate_audio_text=True, trims_text=False,
+            video_codec="Wan2.1 VAE", audio_codec=" or ".join(audio_codecs) or "its audio VAE",
+            text_encoder="umT5-XXL",
+        )
+
+    def swappable_blocks(self) -> nn.ModuleList:
+        return self.blocks
 
     def reset_parameters(self) -> None:
         """Wan2.1's initialisation: xavier linears, small text/time MLPs, zero heads."""

@@ -26,6 +26,12 @@ rest is generated to continue them. `context` says how they are held:
             to the current sigma with their own initial noise, all frames at t (as the
             reference frame of ``modes.hold_first_frame``).
 Either way the returned latents begin with the context exactly.
+
+The model is any hosted model (jova_core.model.hosted): the sampler reads what it needs
+(geometry, reference kind, modes, one or two text streams) from ``model.hosting`` and calls
+it with the same keywords whatever it is; a model without timesteps ignores them.
+The video guidance scale may change with the noise level (a GuidanceSchedule, e.g.
+daVinci-MagiHuman's 5 then 2 at t <= 500).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..defaults import GuidanceSchedule
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
 from .schedule import add_noise, predicted_x0, sampling_sigmas, timesteps_from_sigma
 from .seed import seeded_generator
@@ -75,7 +82,7 @@ def sample(
     steps: int = 30,
     sampler: str = "unipc",
     shift: float = 5.0,
-    cfg_video: float = 5.0,
+    cfg_video: float | GuidanceSchedule = 5.0,
     cfg_audio: float = 4.0,
     seed: int = 0,
     fps: float | None = None,
@@ -85,10 +92,10 @@ def sample(
     context: str = "clean",
     batch_guidance: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Generate video and/or audio latents with a JoVA transformer.
+    """Generate video and/or audio latents with a hosted model (JoVA, daVinci-MagiHuman).
 
-    model: a JoVATransformer (or anything with its forward signature and a ``config``
-        with ``video_condition_channels``); runs on the device of its parameters.
+    model: a hosted model (jova_core.model.hosted: a JoVATransformer or a
+        MagiHumanTransformer); runs on the device of its parameters.
     text: [B or 1, L, text_dim] prompt hidden states, read by the video branch (and by the
         audio branch unless `text_audio` is given).
     negative_video / negative_audio: hidden states of the negative prompts of each
@@ -100,9 +107,10 @@ def sample(
     video_latents / audio_latents: clean latents of a given modality ("v2a" / "a2v").
     reference: the reference image's video latent [B or 1, C, 1, H, W] ("i2va", "i2v",
         optionally "a2v").
-    steps, sampler ("euler" | "unipc"), shift: the solver, its number of model
+    steps, sampler ("euler" | "unipc" | "renoise", the distilled models' step), shift: the solver, its number of model
         evaluations and the sigma shift (sigma' = shift*s / (1 + (shift-1)*s)).
-    cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none).
+    cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none);
+        cfg_video may be a GuidanceSchedule (a scale that changes at a timestep).
     seed: 0 .. 2**64 - 1; noise comes from a CPU torch.Generator seeded with it
         (seed.py; the video noise drawn first, then the audio noise, each only when
         generated), so a seed gives the same noise on every device and bit-identical
@@ -133,7 +141,14 @@ def sample(
             )
     device = setup.device
 
-    guided = (setup.video_role == GENERATE and cfg_video != 1) or (setup.audio_role == GENERATE and cfg_audio != 1)
+    if not setup.hosting.separate_audio_text and (
+        text_audio is not None or (negative_audio is not None and negative_video is not None
+                                   and not torch.equal(negative_audio, negative_video))
+    ):
+        raise ValueError(f"{setup.hosting.name} reads one text for video and audio: give one prompt and one "
+                         "negative (no separate audio text or negative_audio)")
+    video_scales = (cfg_video.early, cfg_video.late) if isinstance(cfg_video, GuidanceSchedule) else (cfg_video,)
+    guided = (setup.video_role == GENERATE and any(s != 1 for s in video_scales)) or (setup.audio_role == GENERATE and cfg_audio != 1)
     if guided and negative_video is None and negative_audio is None:
         raise ValueError(
             "classifier-free guidance (cfg_video/cfg_audio != 1) needs negative_video and/or "
@@ -162,8 +177,8 @@ def sample(
         audio = setup.audio_given
 
     base_sigmas = sampling_sigmas(steps, shift)
-    video_solver = make_solver(sampler, base_sigmas, device) if setup.video_role == GENERATE else None
-    audio_solver = make_solver(sampler, base_sigmas, device) if setup.audio_role == GENERATE else None
+    video_solver = make_solver(sampler, base_sigmas, device, generator) if setup.video_role == GENERATE else None
+    audio_solver = make_solver(sampler, base_sigmas, device, generator) if setup.audio_role == GENERATE else None
     solver = video_solver or audio_solver
     sigmas = solver.sigmas.tolist()  # [steps + 1], as the solver steps them (ends at 0)
     clean = torch.zeros((), device=device)
@@ -173,7 +188,7 @@ def sample(
         sigma = sigmas[i]
         t = timesteps_from_sigma(sigma).to(device)
         if setup.held_first is not None:
-            video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], sigma)
+            video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], setup.held_sigma(sigma))
         t_video = t if setup.video_role == GENERATE else clean
         t_audio = t if setup.audio_role == GENERATE else clean
         if video_context is not None:
@@ -185,7 +200,7 @@ def sample(
             v_video, v_audio = model(**inputs, **cond)
         else:
             (v_video, v_audio), (n_video, n_audio) = passes(inputs)
-            v_video = _guide(v_video, n_video, cfg_video)
+            v_video = _guide(v_video, n_video, cfg_video.at(float(t)) if isinstance(cfg_video, GuidanceSchedule) else cfg_video)
             v_audio = _guide(v_audio, n_audio, cfg_audio)
 
         video_x0 = audio_x0 = None
@@ -239,7 +254,7 @@ class _GuidancePasses:
 
     def _stacked_texts(self) -> dict | None:
         """{text, text_audio}: (cond, negative) of equal shapes, or None when they cannot be."""
-        config = self.model.config
+        config = getattr(self.model, "config", None)
         pairs = {}
         for key in ("text", "text_audio"):
             cond = self.cond[key] if self.cond[key] is not None else self.cond["text"]  # what the model reads
@@ -283,7 +298,12 @@ class _GuidancePasses:
 def _check_settings(steps, cfg_video, cfg_audio, fps) -> None:
     if int(steps) < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    for name, scale in (("cfg_video", cfg_video), ("cfg_audio", cfg_audio)):
+    scales = [("cfg_audio", cfg_audio)]
+    if isinstance(cfg_video, GuidanceSchedule):
+        scales += [("cfg_video", cfg_video.early), ("cfg_video (late)", cfg_video.late)]
+    else:
+        scales.append(("cfg_video", cfg_video))
+    for name, scale in scales:
         if not math.isfinite(scale):
             raise ValueError(f"{name} is {scale}; set a finite guidance scale (1 = none, typically 3 to 7)")
     if fps is not None and not (fps > 0 and math.isfinite(fps)):
@@ -305,10 +325,11 @@ class _Setup:
         self.video_role, self.audio_role = mode.video, mode.audio
         params = list(model.parameters()) if hasattr(model, "parameters") else []
         self.device = params[0].device if params else torch.device("cpu")
-        config = getattr(model, "config", None)
-        if config is None or not hasattr(config, "video_condition_channels"):
-            raise ValueError("the model needs a `config` with `video_condition_channels` (a JoVATransformer has one)")
-        self.config = config
+        hosting = getattr(model, "hosting", None)
+        if hosting is None:
+            raise ValueError("the model needs `hosting` (jova_core.model.hosted): load it with the JoVA Model Loader")
+        hosting.check_mode(mode_name)
+        self.hosting, self.config = hosting, getattr(model, "config", None)
 
         self.video_shape, self.video_given = self._modality(
             mode_name, "video", mode.video, video_shape, video_latents, (5,), "(B, C, F, H, W)"
@@ -319,7 +340,9 @@ class _Setup:
 
         self.condition = None  # the model's reference channels, when it has them
         self.held_first = None  # the reference latent frame to pin, when it has not
-        extra = config.video_condition_channels
+        channels = hosting.reference == "condition-channels"
+        self.held_clean = hosting.reference == "clean-first-frame"
+        extra = self.config.video_condition_channels if channels else 0
         if reference is None:
             if mode.reference == "required":
                 raise ValueError(f"mode {mode_name!r} needs `reference`: the reference image's video latent")
@@ -328,7 +351,7 @@ class _Setup:
             raise ValueError(f"mode {mode_name!r} takes no reference image{hint}")
         elif extra:
             self.condition = reference_condition(
-                reference.to(self.device, torch.float32), self.video_shape, extra, config.reference_frames
+                reference.to(self.device, torch.float32), self.video_shape, extra, self.config.reference_frames
             )
         else:
             self.held_first = first_frame_latent(reference.to(self.device, torch.float32), self.video_shape)
@@ -338,6 +361,10 @@ class _Setup:
             self.condition = torch.zeros(
                 self.video_shape[0], extra, *self.video_shape[2:], device=self.device, dtype=torch.float32
             )
+
+    def held_sigma(self, sigma: float) -> float:
+        """The noise level the pinned first frame carries at a step's `sigma`."""
+        return 0.0 if self.held_clean else sigma
 
     def context(self, name: str, prefix: torch.Tensor | None, how: str) -> torch.Tensor | None:
         """The checked clean prefix of a generated modality, on the device, batch-expanded."""
@@ -381,9 +408,8 @@ class _Setup:
             shape, given = tuple(int(n) for n in shape), None
         if len(shape) not in ranks:
             raise ValueError(f"{name} latents must be {layout}, got {shape}")
-        geometry = getattr(self.config, "geometry", None)
-        if geometry is not None:
-            what = f"{name}_latents" if role == GIVEN else f"{name} latents ({name}_shape)"
-            check = geometry.check_video_latents if name == "video" else geometry.check_audio_latents
-            check(shape, what)
+        geometry = self.hosting.geometry
+        what = f"{name}_latents" if role == GIVEN else f"{name} latents ({name}_shape)"
+        check = geometry.check_video_latents if name == "video" else geometry.check_audio_latents
+        check(shape, what)
         return shape, given
