@@ -12,7 +12,7 @@ from ..jova_core.sampling import SOLVERS
 from ..jova_core.sampling.extend import extend
 from ..jova_core.sampling.sampler import CONTEXT_MODES
 from .codecs import on_device, pick_video_codec
-from .sampler import conditioning_tensor, latent_preview
+from .sampler import conditioning_tensor, latent_preview, model_video_guidance
 from .types import CATEGORY, JoVAModel, JoVAVideoCodec
 
 
@@ -52,7 +52,8 @@ class JoVAExtend(io.ComfyNode):
                                tooltip="Guidance scale of the audio branch (1 = none)."),
                 io.Combo.Input("context", options=list(CONTEXT_MODES), default="noised",
                                tooltip="How the held frames are held: noised (re-imposed at each step's noise "
-                                       "level; any model) or clean (t = 0; models trained with clean context)."),
+                                       "level; any model, the only one for daVinci-MagiHuman, which takes no "
+                                       "timestep) or clean (t = 0; models trained with clean context)."),
                 io.Boolean.Input("audio_driven_pass", default=False,
                                  tooltip="After each chunk, regenerate its video to its sound (a2v), as the "
                                          "CPU demo model is meant to run."),
@@ -78,6 +79,7 @@ class JoVAExtend(io.ComfyNode):
         chunk_frames = model.hosting.geometry.video.latent_frames(max(1, round(chunk_seconds * clip.fps)))
         bar = comfy.utils.ProgressBar(steps)
         cell_pixels = model.hosting.geometry.video.spatial_stride
+        trim = model.hosting.trims_text  # as JoVA Sampler reads the prompts
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -87,9 +89,11 @@ class JoVAExtend(io.ComfyNode):
         with model.on_device() as transformer:
             longer = extend(
                 transformer, clip, clip.seconds + seconds, overlap=overlap, chunk_frames=chunk_frames,
-                text=conditioning_tensor(positive, "positive"), negative_video=conditioning_tensor(negative, "negative"),
-                negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio"),
-                reference=reference, steps=steps, sampler=sampler, shift=shift, cfg_video=cfg_video,
+                text=conditioning_tensor(positive, "positive", trim),
+                negative_video=conditioning_tensor(negative, "negative", trim),
+                negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio", trim),
+                reference=reference, steps=steps, sampler=sampler, shift=shift,
+                cfg_video=model_video_guidance(model, cfg_video),
                 cfg_audio=cfg_audio, seed=seed, context=context, audio_driven_pass=audio_driven_pass, callback=on_step,
             )
         device = comfy.model_management.intermediate_device()

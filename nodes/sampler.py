@@ -32,6 +32,13 @@ def conditioning_tensor(conditioning, name: str, trim: bool = False) -> torch.Te
     return hidden if length is None else hidden[:, : max(1, length)]
 
 
+def model_video_guidance(model, cfg_video: float):
+    """The video guidance a loaded model samples with: a model whose own inference schedules
+    it (daVinci-MagiHuman: 5, then 2 at t <= 500) gets that schedule with cfg_video as its
+    first scale; any other, cfg_video."""
+    return model.defaults.video_guidance(cfg_video) if model.defaults is not None else cfg_video
+
+
 def latent_preview(video_x0: torch.Tensor, cell_pixels: int) -> tuple[str, Image.Image, int]:
     """A rough look at the middle frame of a predicted clean video latent (3 channels, contrast-stretched),
     each latent cell drawn as cell_pixels x cell_pixels (the VAE's spatial stride)."""
@@ -134,9 +141,7 @@ class JoVASampler(io.ComfyNode):
         bar = comfy.utils.ProgressBar(steps)
         cell_pixels = model.hosting.geometry.video.spatial_stride
         trim = model.hosting.trims_text
-        # A model whose own inference schedules the video guidance (daVinci-MagiHuman: 5, then 2
-        # at t <= 500) gets that schedule with cfg_video as its first scale.
-        video_guidance = model.defaults.video_guidance(cfg_video) if model.defaults is not None else cfg_video
+        video_guidance = model_video_guidance(model, cfg_video)
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()

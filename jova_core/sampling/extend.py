@@ -6,8 +6,10 @@ far, and its first audio latent frames are the clip's audio from the same moment
 both are held (``sample``'s video_context / audio_context), so motion, voice and sound
 continue across the seam. The chunk's audio starts at the audio latent frame nearest the
 context's first video frame, so the temporally aligned RoPE lines the two up as in the
-original clip (to within half an audio latent frame; at least one audio latent frame is
-held, which with a one-frame overlap can shift the audio by up to one latent frame).
+original clip (to within half an audio latent frame, or half an audio patch for models
+that patch audio in time, e.g. converted JavisDiT++: its 2-D AudioLDM2 latents are held on
+every frequency bin; at least one audio latent frame is held, which with a one-frame
+overlap can shift the audio by up to one latent frame).
 
     clip so far   video |==========|vvv|        audio |~~~~~~~~~~~~|aaaa|
     chunk                      |vvv|------|                    |aaaa|------|
@@ -30,6 +32,7 @@ from typing import Callable
 
 import torch
 
+from ..defaults import GuidanceSchedule
 from ..latent import JoVALatent
 from .sampler import StepInfo, sample
 from .seed import MAX_SEED, check_seed
@@ -57,12 +60,17 @@ def plan_chunks(video_frames: int, audio_frames: int, target_video_frames: int, 
         start = video_frames - overlap
         length = min(chunk_frames, target_video_frames - start)
         seconds_at_start = start * temporal_stride / fps
-        # At least one audio latent frame is held, even where the held video spans less.
-        audio_start = min(round(seconds_at_start * audio_rate), audio_frames - 1)
-        audio_end = clip_audio_frames(start + length, fps, temporal_stride, audio_rate, audio_patch)
-        if not 0 <= audio_start < audio_frames < audio_end:
+        # On a whole audio patch (the model takes whole patches; the held audio is cut into
+        # the same patches as when it was made), the nearest one.
+        audio_start = round(seconds_at_start * audio_rate / audio_patch) * audio_patch
+        if audio_start > audio_frames or audio_frames == 0:
             raise ValueError(f"the audio ({audio_frames} latent frames) does not cover the clip's video: "
                              "give a latent whose sound is as long as its video (JoVA Empty Latent makes them so)")
+        # At least one audio latent frame is held, even where the held video spans less.
+        audio_start = min(audio_start, (audio_frames - 1) // audio_patch * audio_patch)
+        audio_end = clip_audio_frames(start + length, fps, temporal_stride, audio_rate, audio_patch)
+        # A clip whose sound runs past its video (JavisDiT++ rounds it up) gets at least one patch more.
+        audio_end = max(audio_end, (audio_frames // audio_patch + 1) * audio_patch)
         chunks.append(Chunk(start, length, overlap, audio_start, audio_end - audio_start, audio_frames - audio_start))
         video_frames, audio_frames = start + length, audio_end
     return chunks
@@ -118,7 +126,7 @@ def extend(
     steps: int = 30,
     sampler: str = "unipc",
     shift: float = 5.0,
-    cfg_video: float = 5.0,
+    cfg_video: float | GuidanceSchedule = 5.0,
     cfg_audio: float = 4.0,
     seed: int = 0,
     context: str = "noised",

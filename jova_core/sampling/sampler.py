@@ -20,7 +20,8 @@ Part of a generated modality can be held too: `video_context` / `audio_context` 
 clean first latent frames of the clip (an earlier clip's end, an audio prefix), and the
 rest is generated to continue them. `context` says how they are held:
   "clean"   fed clean, at t = 0, with the model's per-latent-frame timesteps (the rest at
-            t); for models trained with clean context frames.
+            t); for models trained with clean context frames. Refused for a model that
+            takes no timestep (hosting.timesteps "none", e.g. daVinci-MagiHuman).
   "noised"  the fallback for models never trained so (or that take no per-frame time):
             before every model call the context frames are replaced by the context noised
             to the current sigma with their own initial noise, all frames at t (as the
@@ -372,6 +373,9 @@ class _Setup:
             return None
         if how not in CONTEXT_MODES:
             raise ValueError(f"context must be one of {list(CONTEXT_MODES)}, got {how!r}")
+        if how == "clean" and self.hosting.timesteps == "none":
+            raise ValueError(f"{self.hosting.name} takes no timesteps, so it cannot be told which frames are clean: "
+                             "hold the context with context \"noised\"")
         role = self.video_role if name == "video" else self.audio_role
         if role != GENERATE:
             raise ValueError(f"{name}_context holds the start of a generated {name}; this mode does not generate {name}")
