@@ -137,6 +137,8 @@ class JoVASampler(io.ComfyNode):
         # A model whose own inference schedules the video guidance (daVinci-MagiHuman: 5, then 2
         # at t <= 500) gets that schedule with cfg_video as its first scale.
         video_guidance = model.defaults.video_guidance(cfg_video) if model.defaults is not None else cfg_video
+        # Where its schedule starts (daVinci-MagiHuman: 0.999, JoVA: 1) is the model's, not a knob.
+        sigma_max = model.defaults.sigma_max if model.defaults is not None else 1.0
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -153,7 +155,7 @@ class JoVASampler(io.ComfyNode):
                 video_shape=video_shape if roles.video == GENERATE else None,
                 audio_shape=audio_shape if roles.audio == GENERATE else None,
                 video_latents=video_latents, audio_latents=audio_latents, reference=reference,
-                steps=steps, sampler=sampler, shift=shift, cfg_video=video_guidance, cfg_audio=cfg_audio,
+                steps=steps, sampler=sampler, shift=shift, sigma_max=sigma_max, cfg_video=video_guidance, cfg_audio=cfg_audio,
                 seed=seed, fps=fps, callback=on_step,
             )
         device = comfy.model_management.intermediate_device()

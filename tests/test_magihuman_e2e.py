@@ -33,6 +33,7 @@ from jova_core.model.hosted import HostedModel
 from jova_core.model.magihuman import MAGIHUMAN_DEFAULTS, MagiHumanConfig
 from jova_core.offload import BlockSwap
 from jova_core.sampling import sample, sampling_sigmas
+from jova_core.sampling.schedule import integer_timestep
 
 # Wan2.2 (48 channels) and Stable Audio Open (64) latents, the tiny T5Gemma's text width (32).
 TINY = MagiHumanConfig(
@@ -59,7 +60,27 @@ def test_magihuman_is_a_hosted_model_with_its_own_settings():
     assert hosting.geometry.video.latent_shape(d.frames, d.height, d.width) == (48, 26, 16, 28)
     assert d.audio_latent_frames(d.seconds, hosting.geometry.audio.latent_rate) == 101
     schedule = d.video_guidance()
-    assert [schedule.at(t) for t in (999.0, 500.1, 500.0, 10.0)] == [5.0, 5.0, 2.0, 2.0]
+    # Compared against the truncated integer timestep: 1000 sigma = 500.5 is t = 500 -> the late scale.
+    assert [schedule.at(integer_timestep(s)) for s in (0.999, 0.5012, 0.5005, 0.5, 0.01)] == [5.0, 5.0, 2.0, 2.0, 2.0]
+
+
+def test_schedule_starts_where_upstreams_does_and_jovas_is_unchanged():
+    # Restated from the facts: sigmas = shift(linspace(0.999, 0, N + 1)[:-1]), shift(s) = 5s / (1 + 4s);
+    # timesteps int(1000 sigma). First sigma 0.9998.
+    d = MAGIHUMAN_DEFAULTS
+    restated = [5 * s / (1 + 4 * s) for s in (0.999 * (1 - i / 32) for i in range(32))]
+    ours = sampling_sigmas(d.steps, d.shift, d.sigma_max)
+    assert ours.tolist() == pytest.approx(restated, abs=1e-12) and round(ours[0].item(), 4) == 0.9998
+    assert [integer_timestep(s) for s in ours[:3].tolist()] == [int(1000 * s) for s in restated[:3]]
+    # JoVA's own schedule still starts at pure noise.
+    assert sampling_sigmas(8, 5.0)[0].item() == 1.0
+    # What the sampler actually steps (UniPC and renoise), seen through its callback.
+    for sampler in ("unipc", "renoise"):
+        seen = []
+        sample(Field(), text=torch.ones(1, 3, 32), mode="t2va", video_shape=(1, 48, 1, 2, 2), audio_shape=(1, 64, 3),
+               steps=8, sampler=sampler, shift=5.0, sigma_max=d.sigma_max, cfg_video=1, cfg_audio=1,
+               callback=lambda info: seen.append(info.sigma))
+        assert seen == pytest.approx(sampling_sigmas(8, 5.0, 0.999).tolist(), abs=1e-6)
 
 
 class Field(torch.nn.Module):
@@ -87,7 +108,7 @@ def test_video_guidance_schedule_against_the_euler_sum():
                           cfg_video=GuidanceSchedule(5.0, 2.0, 500.0), cfg_audio=3.0, seed=1)
     sigmas = sampling_sigmas(6, 5.0).tolist() + [0.0]
     # Euler: x_end = noise + sum (sigma_{i+1} - sigma_i) * guided velocity; guided = scale * (1 - 0).
-    video_drift = sum((b - a) * (5.0 if 1000 * a > 500 else 2.0) for a, b in zip(sigmas, sigmas[1:]))
+    video_drift = sum((b - a) * (5.0 if int(1000 * a) > 500 else 2.0) for a, b in zip(sigmas, sigmas[1:]))
     audio_drift = sum((b - a) * 3.0 for a, b in zip(sigmas, sigmas[1:]))
     noise_video, noise_audio = model.seen[0][:1], model.heard[0][:1]  # the first call sees the initial noise
     assert {1000 * s > 500 for s in sigmas[:-1]} == {True, False}  # both scales are used
@@ -232,10 +253,9 @@ def test_distilled_settings_and_the_renoise_step_against_a_restatement(tmp_path)
 
     d = MAGIHUMAN_DISTILL_DEFAULTS
     assert (d.steps, d.sampler, d.cfg_video, d.cfg_audio, d.cfg_video_late) == (8, "renoise", 1.0, 1.0, None)
-    # The facts' distill sigmas after the first: 0.972, 0.937, 0.893, 0.833, 0.750, 0.625, 0.416.
-    expected = [0.972, 0.937, 0.893, 0.833, 0.750, 0.625, 0.416]
-    # (upstream shifts linspace(0.999, 0), we linspace(1, 0): 0.4167 here for its 0.416)
-    assert sampling_sigmas(8, d.shift).tolist()[1:] == pytest.approx(expected, abs=1.5e-3)
+    # The facts' distill sigmas (3 decimals, the first 4): the same schedule from 0.999 at 8 steps.
+    expected = [0.9998, 0.972, 0.937, 0.893, 0.833, 0.750, 0.625, 0.416]
+    assert sampling_sigmas(8, d.shift, d.sigma_max).tolist() == pytest.approx(expected, abs=5e-4)
     for release, wanted in (("distill", d), ("base", MAGIHUMAN_DEFAULTS)):
         (tmp_path / release).mkdir()
         save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()},

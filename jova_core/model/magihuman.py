@@ -41,19 +41,19 @@ VIDEO, AUDIO, TEXT = 0, 1, 2  # modality index = expert index in per-modality we
 
 # Its base model's inference settings (pipeline/video_generate.py, common/config.py; see
 # shared/reference/magihuman.md): 25 fps, 448 x 256 for 4 s (101 frames -> 26 latent frames,
-# 101 audio tokens: the codec count at 25 fps), UniPC, 32 steps, shift 5, video guidance 5
-# then 2 at t <= 500, audio guidance 5 throughout. The negative prompt is our own wording of
+# 101 audio tokens: the codec count at 25 fps), UniPC, 32 steps, shift 5 on sigmas from 0.999
+# (first 0.9998), video guidance 5 then 2 at int(1000 sigma) <= 500, audio guidance 5 throughout. The negative prompt is our own wording of
 # the faults upstream's fixed negative lists (visual, audio and speech).
 MAGIHUMAN_DEFAULTS = GenerationDefaults(
     fps=25.0, width=448, height=256, frames=101, steps=32, sampler="unipc", shift=5.0, shift_rule="fixed",
-    cfg_video=5.0, cfg_audio=5.0, cfg_video_late=2.0, cfg_switch_t=500.0,
+    cfg_video=5.0, cfg_audio=5.0, cfg_video_late=2.0, cfg_switch_t=500.0, sigma_max=0.999,
     negative_prompt=("blurry, low quality, distorted face, deformed hands, flicker, static frame, watermark, "
                      "subtitles; noisy, muffled or distorted audio, background hum, mumbled or unclear speech, "
                      "lips out of sync with the voice"),
     audio_length="codec", source="daVinci-MagiHuman base inference (GAIR-NLP), shared/reference/magihuman.md",
 )
-# Its distilled model's (example/distill): 8 steps at shift 5 (sigmas 0.972 ... 0.416 after the
-# first), no guidance, each step re-noising the clean prediction (the "renoise" solver).
+# Its distilled model's (example/distill): 8 steps at shift 5 from 0.999 (sigmas 0.9998, 0.972 ...
+# 0.416: the same schedule at 8 steps), no guidance, each step re-noising the clean prediction (the "renoise" solver).
 MAGIHUMAN_DISTILL_DEFAULTS = dataclasses.replace(
     MAGIHUMAN_DEFAULTS, steps=8, sampler="renoise", cfg_video=1.0, cfg_audio=1.0, cfg_video_late=None,
     source="daVinci-MagiHuman distill inference (GAIR-NLP), shared/reference/magihuman.md",
