@@ -58,6 +58,9 @@ MAGIHUMAN_DISTILL_DEFAULTS = dataclasses.replace(
     MAGIHUMAN_DEFAULTS, steps=8, sampler="renoise", cfg_video=1.0, cfg_audio=1.0, cfg_video_late=None,
     source="daVinci-MagiHuman distill inference (GAIR-NLP), shared/reference/magihuman.md",
 )
+# Upstream allocates only the block linears (BaseLinear) in low precision: the embedders, the
+# RMSNorms (in blocks and heads) and the heads stay fp32 whatever the weights are loaded in.
+MAGIHUMAN_FP32_MODULES = (r"^adapter\.", r"norm", r"^final_linear_")
 # Upstream pads T5Gemma prompts to 640 tokens and trims them to their real length.
 MAGIHUMAN_TEXT_LEN = 640
 
@@ -286,7 +289,7 @@ class MagiHumanTransformer(nn.Module):
                         "video-to-audio mode"),
             text_dim=cfg.text_dim, text_len=MAGIHUMAN_TEXT_LEN, separate_audio_text=False, trims_text=True,
             video_codec="Wan2.2 VAE", audio_codec="Stable Audio Open VAE", text_encoder="T5Gemma-9B encoder",
-            defaults=MAGIHUMAN_DEFAULTS,
+            defaults=MAGIHUMAN_DEFAULTS, fp32_modules=MAGIHUMAN_FP32_MODULES,
         )
 
     def swappable_blocks(self) -> nn.ModuleList:
