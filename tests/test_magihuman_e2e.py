@@ -227,10 +227,13 @@ def test_end_to_end_through_the_nodes(env, weight_dtype, offload):
     latent = run(n.JoVAEmptyLatent, model=model, width=WIDTH, height=HEIGHT, seconds=SECONDS, fps=fps, batch_size=1)[0]
     assert tuple(latent["samples"].shape) == (1, 48, 3, 4, 4) and tuple(latent["jova_audio"].shape) == (1, 64, 9)
     encoder = run(n.JoVAT5GemmaLoader, folder="t5gemma-9b-9b-ul2")[0]
-    positive = run(n.JoVATextEncode, text_encoder=encoder, video_caption="w1 w2 w3 w4",
-                   audio_caption="w5 w6", transcript="w7 w8 w9")[0]
-    negative = run(n.JoVATextEncode, text_encoder=encoder, video_caption=negative_prompt, audio_caption="",
-                   transcript="")[0]
+    positive, prompt = run(n.JoVATextEncode, text_encoder=encoder, video_caption="w1 w2 w3 w4",
+                           audio_caption="w5 w6", transcript="w7 w8 w9").args
+    negative, negative_text = run(n.JoVATextEncode, text_encoder=encoder, video_caption=negative_prompt,
+                                  audio_caption="", transcript="").args
+    # MagiHuman's inference feeds T5Gemma plain text (no JoVA section tags); the negative as it is.
+    assert prompt == 'w1 w2 w3 w4 w5 w6 "w7 w8 w9"' and negative_text == negative_prompt
+    assert torch.equal(positive[0][0][0], encoder.encode_with_length(prompt)[0])
     # T5Gemma's states come padded to 640 rows with the real token count; MagiHuman reads only those rows.
     length = positive[0][1][n.text.TEXT_LENGTH_KEY]
     assert positive[0][0].shape == (1, 640, 32) and 9 < length < 640 and not positive[0][0][0, length:].any()
