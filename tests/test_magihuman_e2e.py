@@ -14,6 +14,7 @@ block swap over `block.layers` and fp8 storage through the loader.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 
@@ -286,3 +287,85 @@ def test_distilled_settings_and_the_renoise_step_against_a_restatement(tmp_path)
             x_audio = (1 - after) * x0_audio + after * torch.randn(x_audio.shape, generator=generator)
     torch.testing.assert_close(video, x_video)
     torch.testing.assert_close(audio, x_audio)
+
+
+class Curved(torch.nn.Module):
+    """A stand-in hosted model (MagiHuman's hosting) whose velocity bends with the latents,
+    so a multistep solver's history and corrector change the result."""
+
+    def __init__(self):
+        super().__init__()
+        self.hosting = tiny_model(TINY).hosting
+
+    @staticmethod
+    def velocity(x):
+        return 0.3 * x + torch.sin(2 * x) - 0.5
+
+    def forward(self, video, audio, **ignored):
+        return self.velocity(video), self.velocity(audio)
+
+
+def unipc_bh2_restated(x, sigmas, velocity):
+    """UniPC (Zhao et al. 2023) as daVinci-MagiHuman's FlowUniPCMultistepScheduler runs it, written
+    from the maths: x0-prediction m = x - sigma v, alpha = 1 - sigma, lambda = log(alpha / sigma),
+    B(h) = e^-h - 1 ("bh2"), order 2 with order 1 on the first and the last step, and the UniC
+    corrector (order of the step it corrects) applied before every step but the first."""
+    lam = lambda s: math.log((1 - s) / s)  # noqa: E731
+    m = [None] * len(sigmas)  # the x0 predictions at each sigma
+    last, order_last = None, None
+    steps = len(sigmas) - 1
+    for i in range(steps):
+        s0 = sigmas[i]
+        m[i] = x - s0 * velocity(x)
+        if i > 0:  # UniC: redo the step i-1 -> i with the new model output m[i]
+            sp, sc = sigmas[i - 1], s0
+            h = lam(sc) - lam(sp)
+            phi1 = math.expm1(-h)
+            if order_last == 1:
+                rhos = [0.5]
+                corr = 0
+            else:  # order 2: solve [[1, 1], [r, 1]] rho = [b1, b2], r = (lambda_{i-2} - lambda_{i-1}) / h
+                r = (lam(sigmas[i - 2]) - lam(sp)) / h
+                phik = phi1 / -h - 1
+                b1 = phik / phi1
+                b2 = (phik / -h - 0.5) * 2 / phi1
+                rho1 = (b1 - b2) / (1 - r)
+                rhos = [rho1, b1 - rho1]
+                corr = rhos[0] * (m[i - 2] - m[i - 1]) / r
+            x = sc / sp * last - (1 - sc) * phi1 * m[i - 1] - (1 - sc) * phi1 * (corr + rhos[-1] * (m[i] - m[i - 1]))
+        order = min(2, steps - i, i + 1)
+        last = x
+        s1 = sigmas[i + 1]
+        if s1 == 0:
+            x = m[i]  # alpha = 1, sigma = 0: the step lands on the clean prediction
+        else:
+            h = lam(s1) - lam(s0)
+            phi1 = math.expm1(-h)
+            x_new = s1 / s0 * x - (1 - s1) * phi1 * m[i]
+            if order == 2:
+                r = (lam(sigmas[i - 1]) - lam(s0)) / h
+                x_new = x_new - (1 - s1) * phi1 * 0.5 * (m[i - 1] - m[i]) / r
+            x = x_new
+        order_last = order
+    return x
+
+
+def test_unipc_is_upstreams_bh2_order_2_x0_solver_on_its_schedule():
+    d = MAGIHUMAN_DEFAULTS
+    steps = 7
+    video, audio = sample(Curved(), text=torch.ones(1, 3, 32), mode="t2va", video_shape=(1, 48, 1, 2, 2),
+                          audio_shape=(1, 64, 3), steps=steps, sampler=d.sampler, shift=d.shift, sigma_max=d.sigma_max,
+                          cfg_video=1, cfg_audio=1, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    noise_video = torch.randn(1, 48, 1, 2, 2, generator=generator).double()
+    noise_audio = torch.randn(1, 64, 3, generator=generator).double()
+    sigmas = sampling_sigmas(steps, d.shift, d.sigma_max).tolist() + [0.0]
+    want_video = unipc_bh2_restated(noise_video, sigmas, Curved.velocity)
+    want_audio = unipc_bh2_restated(noise_audio, sigmas, Curved.velocity)
+    torch.testing.assert_close(video.double(), want_video, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(audio.double(), want_audio, rtol=2e-5, atol=2e-5)
+    # Not Euler / first order: the restatement tells the solvers apart.
+    euler = sample(Curved(), text=torch.ones(1, 3, 32), mode="t2va", video_shape=(1, 48, 1, 2, 2),
+                   audio_shape=(1, 64, 3), steps=steps, sampler="euler", shift=d.shift, sigma_max=d.sigma_max,
+                   cfg_video=1, cfg_audio=1, seed=3)[0]
+    assert (euler.double() - want_video).abs().max() > 1e-2
