@@ -26,14 +26,14 @@ from .convert.lora import merge_peft_lora, split_peft_wrapping
 from .defaults import GenerationDefaults
 from .files import atomic_output, check_writable
 from .identify import FileKind, identify
-from .model.magihuman import MagiHumanTransformer
+from .model.magihuman import MAGIHUMAN_DEFAULTS, MAGIHUMAN_DISTILL_DEFAULTS, MagiHumanTransformer
 from .model.transformer import JoVATransformer
 from .weights import Progress, build_exactly, check_state_dict, peek, read_metadata, read_state_dict, weight_files
 
 FORMAT_TAG = "jova"
 CONVERTERS = {"wan2.1": convert_wan, "javisdit": convert_javisdit}
 # Inference settings a source model comes with; written into the converted file.
-SOURCE_DEFAULTS = {"javisdit": JAVISDIT_DEFAULTS}
+SOURCE_DEFAULTS = {"javisdit": JAVISDIT_DEFAULTS, "magihuman": MAGIHUMAN_DEFAULTS}
 DEFAULTS_KEY = "jova_defaults"
 
 
@@ -99,7 +99,16 @@ def generation_defaults(path: str) -> GenerationDefaults | None:
     if kind.name == FORMAT_TAG:
         stored = read_metadata(path).get(DEFAULTS_KEY)
         return GenerationDefaults.from_json(stored) if stored else None
+    if kind.name == "magihuman" and _is_distill(path):
+        return MAGIHUMAN_DISTILL_DEFAULTS
     return SOURCE_DEFAULTS.get(kind.name)
+
+
+def _is_distill(path: str) -> bool:
+    """Base and distill MagiHuman DiTs have the same keys: told apart by the release's
+    folder (distill/) or a file name that says so."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    return os.path.basename(os.path.normpath(folder)).lower() == "distill" or "distill" in os.path.basename(path).lower()
 
 
 def _refuse(path: str, kind: FileKind, wanted: str = "a JoVA transformer") -> ValueError:
@@ -130,18 +139,22 @@ def convert_state_dict(kind: FileKind, state_dict: dict[str, torch.Tensor], sour
     return config, tensors
 
 
-def load_transformer(path: str, dtype=None, device="cpu", attention="sdpa", progress: Progress | None = None) -> JoVATransformer:
+def load_transformer(path: str, dtype=None, device="cpu", attention="sdpa", progress: Progress | None = None):
     """A ready (eval-mode) JoVA transformer from any supported file: a native JoVA
     checkpoint, a Wan2.1 text-to-video transformer (original, ComfyUI or diffusers
     layout; a .safetensors, a sharded diffusers index or folder, or a .pth), or a
     JavisDiT++ transformer (a file, or its release folder: model/ shards plus the
-    lora/ adapter its inference merges); both converted on the fly (jova_core.convert).
+    lora/ adapter its inference merges); both converted on the fly (jova_core.convert);
+    or a daVinci-MagiHuman DiT (its base/ or distill/ folder, index or merged file), hosted
+    as a MagiHumanTransformer. All of them are hosted models (jova_core.model.hosted).
     Any other file stops with what it looks like and where it belongs."""
     kind = identify_file(path)
     if not kind.loadable:
         raise _refuse(path, kind)
     if kind.name == FORMAT_TAG:
         return load_native(path, dtype=dtype, device=device, attention=attention, progress=progress)
+    if kind.name == "magihuman":  # hosted as it is (its own model class), not converted to JoVA
+        return load_magihuman(path, dtype=dtype, device=device, attention=attention, progress=progress)
     config, tensors = convert_state_dict(kind, _read_foreign(path, dtype, progress)[0], path)
     return build_from_state_dict(config, tensors, path, device=device, attention=attention)
 

@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from .geometry import AudioLatentGeometry, ModelGeometry, VideoLatentGeometry
 
 
+def dataclass_from_json(cls, text: str, what: str):
+    """A settings dataclass stored as JSON in a file's metadata. Unknown fields are refused,
+    not dropped: they mean a newer pack wrote the file, and ignoring them would run it wrongly."""
+    data = json.loads(text)
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what} fields {unknown}; is this file from a newer ComfyUI-JoVA?")
+    return cls(**data)
+
+
 @dataclass
 class JoVAConfig:
     # Width of every token stream.
@@ -115,12 +125,7 @@ class JoVAConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "JoVAConfig":
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown JoVA config fields {unknown}; is this file from a newer ComfyUI-JoVA?")
-        return cls(**data)
+        return dataclass_from_json(cls, text, "JoVA config")
 
 
 PRESETS: dict[str, dict] = {

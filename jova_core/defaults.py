@@ -16,10 +16,14 @@ import json
 import math
 from dataclasses import dataclass
 
+from .config import dataclass_from_json
+
 # Shift rules: "fixed" uses `shift` as it is; "javisdit" scales it with the clip's size.
 SHIFT_RULES = ("fixed", "javisdit")
 # Audio length rules: "codec" = whole latent frames in the clip's duration (JoVA's own);
 # "javisdit" = JavisDiT++'s inference rule (see GenerationDefaults.audio_latent_frames).
+# (daVinci-MagiHuman's T_a = 25 s + 1 audio tokens for F = 25 s / 4 + 1 video latent frames
+# is "codec" at its 25 fps: a clip of 4k + 1 frames lasts (4k + 1) / 25 s -> 4k + 1 tokens.)
 AUDIO_LENGTH_RULES = ("codec", "javisdit")
 # JavisDiT++'s shift reference: a 512 x 512 picture, and time groups of 17 pixel frames.
 JAVISDIT_SHIFT_PIXELS = 512 * 512
@@ -30,6 +34,22 @@ JAVISDIT_SHIFT_TIME_SCALE = 5.0
 JAVISDIT_MEL_RATE = 100
 JAVISDIT_MEL_MULTIPLE = 32
 JAVISDIT_MEL_PER_LATENT = 4
+
+
+@dataclass(frozen=True)
+class GuidanceSchedule:
+    """A guidance scale that changes with the noise level: `early` while the model's
+    timestep t = 1000 sigma is above `switch_t`, `late` from there on (t <= switch_t)."""
+
+    early: float
+    late: float
+    switch_t: float = 500.0
+
+    def at(self, t: float) -> float:
+        return self.early if t > self.switch_t else self.late
+
+    def __str__(self) -> str:
+        return f"{self.early:g} (then {self.late:g} at t <= {self.switch_t:g})"
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,10 @@ class GenerationDefaults:
     negative_prompt: str
     audio_length: str
     source: str = ""  # where the values come from
+    # A video guidance scale that takes over at t <= cfg_switch_t (MagiHuman: 5 then 2 below
+    # t = 500); None keeps cfg_video throughout.
+    cfg_video_late: float | None = None
+    cfg_switch_t: float = 500.0
 
     def __post_init__(self) -> None:
         if self.shift_rule not in SHIFT_RULES:
@@ -57,6 +81,14 @@ class GenerationDefaults:
     @property
     def seconds(self) -> float:
         return self.frames / self.fps
+
+    def video_guidance(self, cfg_video: float | None = None) -> "float | GuidanceSchedule":
+        """The video guidance the sampler takes: `cfg_video` (default: this model's), scheduled
+        to cfg_video_late below cfg_switch_t when the model has such a schedule."""
+        scale = self.cfg_video if cfg_video is None else float(cfg_video)
+        if self.cfg_video_late is None:
+            return scale
+        return GuidanceSchedule(scale, self.cfg_video_late, self.cfg_switch_t)
 
     def shift_for(self, height: int, width: int, frames: int) -> float:
         """The sigma shift for a clip of this pixel size (before JoVA's rounding) and frame count.
@@ -92,9 +124,4 @@ class GenerationDefaults:
 
     @classmethod
     def from_json(cls, text: str) -> "GenerationDefaults":
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown generation default fields {unknown}; is this file from a newer ComfyUI-JoVA?")
-        return cls(**data)
+        return dataclass_from_json(cls, text, "generation default")

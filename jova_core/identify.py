@@ -1,6 +1,6 @@
 """What a weight file is, from its key names and metadata alone (no tensors read).
 
-`identify` names the transformers JoVA can load ("jova", "wan2.1", "javisdit"), the
+`identify` names the transformers JoVA can load ("jova", "wan2.1", "javisdit", "magihuman"), the
 codec files ("wan-vae", "mmaudio-vae", "bigvgan", "audioldm2-vae", "audioldm2-vocoder")
 and the files people pick by mistake (text encoders, LoRAs, ...), and says where each
 belongs. The one home of key-only file recognition: the transformer loader and the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LOADABLE = ("jova", "wan2.1", "javisdit")
+LOADABLE = ("jova", "wan2.1", "javisdit", "magihuman")
 # Wrappers that training / UI tools put in front of every key of a transformer.
 WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "module.", "model.")
 JAVISDIT_MARKER = "audio_patch_embedding.weight"
@@ -44,6 +44,14 @@ def is_javisdit(keys) -> bool:
     return JAVISDIT_MARKER in keys and "blocks.0.audio_ffn.0.weight" in keys
 
 
+MAGIHUMAN_MARKERS = ("adapter.rope.bands", "block.layers.0.attention.linear_qkv.weight")
+
+
+def is_magihuman_keys(keys) -> bool:
+    """True for (prefix-stripped) keys of a daVinci-MagiHuman DiT."""
+    return all(m in keys for m in MAGIHUMAN_MARKERS)
+
+
 def _strip(keys: list[str]) -> list[str]:
     for prefix in WRAPPER_PREFIXES:
         if keys and all(k.startswith(prefix) for k in keys):
@@ -57,11 +65,9 @@ def _any(keys: list[str], *fragments: str) -> bool:
 
 # (name, description, test on the key list, hint), tried in order after the transformers.
 _NOT_TRANSFORMERS = [
-    ("magihuman", "a daVinci-MagiHuman DiT (its base, distill and super-resolution DiTs share these keys)",
-     lambda k: "adapter.rope.bands" in k and "block.layers.0.attention.linear_qkv.weight" in k,
-     "jova_core.checkpoint.load_magihuman builds it; the sampler and nodes do not run it yet"),
     ("sao-vae", "the Stable Audio Open (Oobleck) audio VAE, as daVinci-MagiHuman uses it",
-     lambda k: _any(k, "encoder.layers.0.weight_g") and _any(k, "decoder.layers.1.layers.0.alpha"),
+     lambda k: (_any(k, "encoder.layers.0.weight_g") and _any(k, "decoder.layers.1.layers.0.alpha"))
+     or _any(k, "encoder.block.0.res_unit1.conv1.weight_v"),  # diffusers' vae/ copy
      "load it alone (no vocoder) with jova_core.load_audio_codec / the JoVA Audio Codec Loader, from models/jova_audio"),
     ("lora", "a LoRA (adapter weights only)",
      lambda k: _any(k, "lora_A", "lora_B", "lora_down", "lora_up", ".lora.", "lora_unet_"),
@@ -69,7 +75,7 @@ _NOT_TRANSFORMERS = [
     ("jova-raw", "a JoVA state dict without its config (no 'jova_config' metadata)",
      lambda k: "video.patch_embedding.weight" in k and "blocks.0.video.self_attn.q.weight" in k,
      "re-save it with jova_core.checkpoint.save_transformer so the config travels with it"),
-    ("wan-vae", "the Wan2.1 video VAE",
+    ("wan-vae", "the Wan2.1 video VAE (or Wan2.2's, MagiHuman's)",
      lambda k: _any(k, "encoder.downsamples.", "decoder.upsamples.", "decoder.up_blocks.0.upsampler."),
      "load it with jova_core.load_video_codec (or ComfyUI's VAELoader) from models/vae"),
     ("mmaudio-vae", "the MMAudio audio VAE",
@@ -81,6 +87,10 @@ _NOT_TRANSFORMERS = [
     ("audioldm2-vocoder", "AudioLDM2's HiFi-GAN vocoder (vocoder/model.safetensors)",
      lambda k: _any(k, "conv_pre.") and _any(k, "upsampler.0.") and "mean" in k and "scale" in k,
      "load it with jova_core.load_audio_codec, paired with AudioLDM2's VAE (vae/diffusion_pytorch_model.safetensors)"),
+    ("t5gemma", "the T5Gemma text encoder(-decoder), as daVinci-MagiHuman uses it",
+     lambda k: _any(k, "encoder.layers.0.pre_self_attn_layernorm.weight"),
+     "put the whole downloaded google/t5gemma-9b-9b-ul2 folder in models/text_encoders and pick it in the JoVA "
+     "T5Gemma Text Encoder"),
     ("text-encoder", "a T5 / umT5 text encoder",
      lambda k: _any(k, "SelfAttention.q.weight", "token_embedding.weight", "shared.weight"),
      "load umT5-XXL with ComfyUI's CLIPLoader (type 'wan') from models/text_encoders"),
@@ -94,7 +104,7 @@ _NOT_TRANSFORMERS = [
      "load it with jova_core.load_audio_codec, paired with AudioLDM2's vocoder (vocoder/model.safetensors)"),
     ("image-vae", "an image VAE in diffusers AutoencoderKL layout",
      lambda k: _any(k, "encoder.down_blocks.0.resnets.0.") and _any(k, "quant_conv"),
-     "JoVA does not use image VAEs; its video VAE is Wan2.1's"),
+     "JoVA does not use image VAEs; its video VAEs are Wan2.1's and Wan2.2's"),
     ("mmaudio-net", "the MMAudio flow network",
      lambda k: _any(k, "joint_blocks.", "audio_input_proj."),
      "JoVA generates audio with its own transformer; only MMAudio's VAE and vocoder are used"),
@@ -113,6 +123,10 @@ def identify(keys: list[str], metadata: dict[str, str] | None = None) -> FileKin
                         "use the fp16/bf16 (or plain fp8_e4m3fn) file of the same model")
     if is_javisdit(set(bare)):
         return FileKind("javisdit", "a JavisDiT++ transformer")
+    if is_magihuman_keys(set(bare)):
+        # Its base, distill and super-resolution DiTs share these keys; the SR DiTs are not run.
+        return FileKind("magihuman", "a daVinci-MagiHuman DiT (base or distill; its super-resolution DiTs "
+                        "share these keys and are not run)")
     layout = wan_layout(set(bare))
     if layout:
         if "img_emb.proj.0.weight" in bare or "condition_embedder.image_embedder.norm1.weight" in bare:

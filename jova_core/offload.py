@@ -1,6 +1,7 @@
 """Block swap: running a transformer whose blocks do not all fit on the accelerator.
 
-The transformer's ends and its first N blocks stay on the device; each later block is
+The transformer's ends and its first N blocks (of the hosted model's
+``swappable_blocks()``: JoVA's ``blocks``, MagiHuman's ``block.layers``) stay on the device; each later block is
 moved in just before it runs and back out after. Slower than holding the whole model,
 but the device holds only N blocks plus one visitor (``resident_bytes``).
 """
@@ -20,7 +21,7 @@ class BlockSwap:
 
     def __init__(self, transformer: torch.nn.Module, blocks_on_gpu: int, device, offload_device):
         self.transformer = transformer
-        self.blocks = list(transformer.blocks)
+        self.blocks = list(transformer.swappable_blocks())  # a hosted model's (jova_core.model.hosted)
         self.keep = max(0, min(int(blocks_on_gpu), len(self.blocks)))
         self.device, self.offload_device = torch.device(device), torch.device(offload_device)
         self._hooks = []
@@ -36,13 +37,14 @@ class BlockSwap:
         swapped = self.blocks[self.keep:]
         for block in swapped:
             block.to(self.offload_device)
-        for name, child in self.transformer.named_children():
-            if name != "blocks":
-                child.to(self.device)
-        for block in self.blocks[: self.keep]:
-            block.to(self.device)
-        for p in self.transformer.parameters(recurse=False):
-            p.data = p.data.to(self.device)
+        visiting = {id(t) for block in swapped for t in (*block.parameters(), *block.buffers())}
+        for module in self.transformer.modules():  # everything else is resident
+            for p in module._parameters.values():
+                if p is not None and id(p) not in visiting:
+                    p.data = p.data.to(self.device)
+            for name, b in module._buffers.items():
+                if b is not None and id(b) not in visiting:
+                    module._buffers[name] = b.to(self.device)
         for block in swapped:
             self._hooks.append(block.register_forward_pre_hook(self._bring_in))
             self._hooks.append(block.register_forward_hook(self._send_out))

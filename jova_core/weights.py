@@ -92,6 +92,22 @@ def weight_files(path: str) -> list[str]:
     return [path]
 
 
+def whole_checkpoint(path: str) -> str:
+    """The sharded index a shard belongs to (the index beside it that names it), else `path`:
+    picking any shard of a sharded release in a file list means the whole checkpoint."""
+    folder, name = os.path.split(path)
+    if not os.path.isfile(path) or not folder:
+        return path
+    for index in sorted(n for n in os.listdir(folder) if n.endswith(".index.json")):
+        try:
+            with open(os.path.join(folder, index), encoding="utf-8") as f:
+                if name in set(json.load(f).get("weight_map", {}).values()):
+                    return os.path.join(folder, index)
+        except (ValueError, AttributeError, OSError):
+            continue  # not an index of ours; weight_files names a broken one when it is read
+    return path
+
+
 # -- one file ------------------------------------------------------------------------------
 
 

@@ -3,11 +3,13 @@
 from .decode import JoVADecode
 from .defaults import JoVAModelDefaults
 from .errors import raise_plain_value_errors
+from .extend import JoVAExtend
 from .latent import JoVAEmptyLatent
 from .loaders import (
     JoVAAudioCodecLoader,
     JoVADemoReferenceImage,
     JoVAModelLoader,
+    JoVAT5GemmaLoader,
     JoVATextEncoderLoader,
     JoVAVideoCodecLoader,
 )
@@ -23,11 +25,13 @@ NODES = (
     JoVAAudioCodecLoader,
     JoVAVideoCodecLoader,
     JoVATextEncoderLoader,
+    JoVAT5GemmaLoader,
     JoVADemoReferenceImage,
     JoVATextEncode,
     JoVAModelDefaults,
     JoVAEmptyLatent,
     JoVASampler,
+    JoVAExtend,
     JoVADecode,
     JoVAMux,
     JoVAMouthMaskPreview,

@@ -42,6 +42,6 @@ class JoVAEmptyLatent(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, width: int, height: int, seconds: float, fps: float, batch_size: int = 1) -> io.NodeOutput:
-        clip = clip_geometry(model.config.geometry, width, height, seconds, fps, batch_size, model.defaults)
+        clip = clip_geometry(model.hosting.geometry, width, height, seconds, fps, batch_size, model.defaults)
         info = describe(clip, width, height, seconds)
         return io.NodeOutput(JoVALatent.empty(clip).to_dict(), info, ui=show_text(cls, info))

@@ -7,6 +7,7 @@ same graph as the real one with other files picked.
 from __future__ import annotations
 
 import comfy.model_management
+import comfy.model_patcher
 import comfy.utils
 import torch
 from comfy_api.latest import io
@@ -17,12 +18,28 @@ from ..jova_core.codecs import load_audio_codec, load_video_codec
 from ..jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
 from ..jova_core.demo import load_demo_model, load_demo_settings, reference_frame
 from ..jova_core.model.attention import BACKENDS
+from ..jova_core.offload import module_bytes
 from ..jova_core.text.demo import DemoTextEncoder
+from ..jova_core.text.t5gemma import T5GemmaTextEncoder
+from ..jova_core.weights import whole_checkpoint
 from .model_handle import OFFLOAD_POLICIES, JoVAModelHandle
-from .paths import AUDIO_CODEC_FOLDERS, MODEL_FOLDERS, VIDEO_CODEC_FOLDERS, folder_names, list_files, resolve
+from .paths import (
+    AUDIO_CODEC_FOLDERS,
+    MODEL_FOLDERS,
+    TEXT_ENCODER_FOLDERS,
+    VIDEO_CODEC_FOLDERS,
+    WEIGHT_EXTENSIONS,
+    folder_names,
+    list_files,
+    list_model_folders,
+    resolve,
+    resolve_model_folder,
+)
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVATextEncoder, JoVAVideoCodec
 
 DEMO_MODEL = "demo: tiny CPU model (built in)"
+# Transformer files, and the index of a sharded release (daVinci-MagiHuman's base/, distill/).
+MODEL_EXTENSIONS = WEIGHT_EXTENSIONS + (".index.json",)
 DEMO_CODEC = "demo (built in, no weights)"
 NO_VOCODER = "(none: demo or Stable Audio Open)"
 
@@ -73,11 +90,12 @@ class JoVAModelLoader(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Loads a JoVA transformer from models/jova or models/diffusion_models. Native JoVA files "
-                "load as they are; Wan2.1 T2V and JavisDiT++ transformers are converted on load. "
+                "load as they are; Wan2.1 T2V and JavisDiT++ transformers are converted on load; a "
+                "daVinci-MagiHuman base/ or distill/ DiT (pick any of its shards, or a merged file) runs as it is. "
                 "Any other file stops with what it looks like."
             ),
             inputs=[
-                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS),
+                io.Combo.Input("model_name", options=[DEMO_MODEL] + list_files(MODEL_FOLDERS, MODEL_EXTENSIONS),
                                tooltip=f"A transformer file in {folder_names(MODEL_FOLDERS)}: native JoVA, or Wan2.1 "
                                        "T2V / JavisDiT++ (converted on load). The demo needs no file."),
                 io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
@@ -110,7 +128,7 @@ class JoVAModelLoader(io.ComfyNode):
             transformer.set_attention(attention)
             defaults = None
         else:
-            source = resolve(MODEL_FOLDERS, model_name)
+            source = whole_checkpoint(resolve(MODEL_FOLDERS, model_name))  # a shard means its whole index
             transformer = load_transformer(source, dtype=load_dtype, device=offload_device, attention=attention,
                                            progress=interruptible_progress())
             defaults = generation_defaults(source)
@@ -142,11 +160,13 @@ class JoVAAudioCodecLoader(io.ComfyNode):
             ),
             inputs=[
                 io.Combo.Input("vae_name", options=[DEMO_CODEC] + files,
-                               tooltip=f"MMAudio VAE in {folder_names(AUDIO_CODEC_FOLDERS)}: v1-16.pth (16 kHz) or "
-                                       "v1-44.pth (44.1 kHz); 'demo' needs no file."),
+                               tooltip=f"Audio VAE in {folder_names(AUDIO_CODEC_FOLDERS)}: MMAudio's v1-16.pth (16 kHz) "
+                                       "or v1-44.pth (44.1 kHz), or Stable Audio Open's VAE (MagiHuman, stereo); "
+                                       "'demo' needs no file."),
                 io.Combo.Input("vocoder_name", options=[NO_VOCODER] + files,
                                tooltip=f"Its BigVGAN vocoder in {folder_names(AUDIO_CODEC_FOLDERS)}: best_netG.pt for "
-                                       "v1-16.pth, NVIDIA's bigvgan_v2_44khz_128band_512x generator for v1-44.pth."),
+                                       "v1-16.pth, NVIDIA's bigvgan_v2_44khz_128band_512x generator for v1-44.pth; "
+                                       "none for the demo and Stable Audio Open."),
             ],
             outputs=[JoVAAudioCodec.Output("audio_codec", tooltip="For JoVA Sampler (a2v) and JoVA Decode.")],
         )
@@ -176,8 +196,8 @@ class JoVAVideoCodecLoader(io.ComfyNode):
                 "(wan_2.1_vae / wan2.2_vae .safetensors) you do not need this node."
             ),
             inputs=[io.Combo.Input("codec_name", options=[DEMO_CODEC] + list_files(VIDEO_CODEC_FOLDERS),
-                                   tooltip=f"A Wan2.1 VAE file in {folder_names(VIDEO_CODEC_FOLDERS)} (Wan2.1_VAE.pth or "
-                                           "wan_2.1_vae.safetensors); 'demo' needs no file.")],
+                                   tooltip=f"A Wan VAE file in {folder_names(VIDEO_CODEC_FOLDERS)} (Wan2.1_VAE.pth, "
+                                           "wan_2.1_vae.safetensors or Wan2.2_VAE.pth); 'demo' needs no file.")],
             outputs=[JoVAVideoCodec.Output("video_codec", tooltip="For JoVA Sampler and JoVA Decode.")],
         )
 
@@ -209,8 +229,56 @@ class JoVATextEncoderLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, encoder: str) -> io.NodeOutput:
-        config = model.config
-        return io.NodeOutput(DemoTextEncoder(config.text_dim, config.text_len))
+        hosting = model.hosting
+        return io.NodeOutput(DemoTextEncoder(hosting.text_dim, hosting.text_len))
+
+
+class ComfyManagedT5Gemma(T5GemmaTextEncoder):
+    """MagiHuman's T5Gemma encoder under ComfyUI's model management: loaded on the offload
+    device, moved to the GPU for encoding, offloaded by ComfyUI when others need the memory."""
+
+    def __init__(self, path: str):
+        mm = comfy.model_management
+        self.load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+        dtype = torch.bfloat16 if torch.device(self.load_device).type == "cuda" else torch.float32
+        # Any width: the sampler checks the features against the model it runs.
+        super().__init__(path, text_dim=None, device=offload_device, dtype=dtype)
+        self.patcher = None
+
+    def load(self) -> None:
+        super().load()
+        self.patcher = comfy.model_patcher.ModelPatcher(
+            self._model, load_device=self.load_device, offload_device=self.device, size=module_bytes(self._model)
+        )
+
+    def encode_with_length(self, prompt: str):
+        if self.patcher is None:
+            self.load()
+        comfy.model_management.load_models_gpu([self.patcher])
+        self.device = torch.device(self.load_device)
+        return super().encode_with_length(prompt)
+
+
+class JoVAT5GemmaLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="JoVAT5GemmaLoader",
+            display_name="JoVA T5Gemma Text Encoder",
+            category=CATEGORY,
+            description=(
+                "daVinci-MagiHuman's text encoder: the google/t5gemma-9b-9b-ul2 folder as downloaded (config.json, "
+                "safetensors shards, tokenizer files) in models/text_encoders. Only its encoder is read; it runs "
+                "on the GPU while encoding and ComfyUI offloads it afterwards when memory is needed."
+            ),
+            inputs=[io.Combo.Input("folder", options=list_model_folders(TEXT_ENCODER_FOLDERS),
+                                   tooltip=f"A T5Gemma model folder in {folder_names(TEXT_ENCODER_FOLDERS)}.")],
+            outputs=[JoVATextEncoder.Output("text_encoder", tooltip="For JoVA Text Encode's text_encoder.")],
+        )
+
+    @classmethod
+    def execute(cls, folder: str) -> io.NodeOutput:
+        return io.NodeOutput(ComfyManagedT5Gemma(resolve_model_folder(TEXT_ENCODER_FOLDERS, folder)))
 
 
 class JoVADemoReferenceImage(io.ComfyNode):

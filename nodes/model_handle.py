@@ -54,6 +54,11 @@ class JoVAModelHandle:
     def config(self):
         return self.transformer.config
 
+    @property
+    def hosting(self):
+        """What the transformer takes and expects (jova_core.model.hosted)."""
+        return self.transformer.hosting
+
     def with_lora(self, adapter: LoraAdapter, strength: float) -> "JoVAModelHandle":
         """A handle on the same transformer that samples with `adapter` added to this one's LoRAs."""
         handle = copy.copy(self)
@@ -71,6 +76,7 @@ class JoVAModelHandle:
                 comfy.model_management.load_models_gpu([self.patcher], force_full_load=True)
                 self._attach_loras(stack)  # the adapters' factors go where the layers now are
             else:
+                # Over the model's swappable_blocks() (jova_core.model.hosted).
                 swap = BlockSwap(self.transformer, self.blocks_on_gpu, self.patcher.load_device, self.patcher.offload_device)
                 comfy.model_management.free_memory(swap.resident_bytes(), self.patcher.load_device)
                 self._attach_loras(stack)  # before the swap, so they travel with their blocks

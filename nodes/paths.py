@@ -15,6 +15,7 @@ import folder_paths
 MODEL_FOLDERS = ("jova", "diffusion_models")
 AUDIO_CODEC_FOLDERS = ("jova_audio", "vae")
 VIDEO_CODEC_FOLDERS = ("vae",)
+TEXT_ENCODER_FOLDERS = ("text_encoders",)
 FACE_MODEL_FOLDERS = ("jova",)
 WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
 FACE_MODEL_EXTENSIONS = (".task",)
@@ -30,6 +31,25 @@ def list_files(folders: tuple[str, ...], extensions: tuple[str, ...] = WEIGHT_EX
     for folder in folders:
         names.update(f for f in folder_paths.get_filename_list(folder) if f.lower().endswith(extensions))
     return sorted(names)
+
+
+def list_model_folders(folders: tuple[str, ...]) -> list[str]:
+    """Sub-folders holding a transformers model (config.json), for models downloaded as folders."""
+    names = set()
+    for folder in folders:
+        for base in folder_paths.get_folder_paths(folder):
+            if os.path.isdir(base):
+                names.update(n for n in os.listdir(base) if os.path.isfile(os.path.join(base, n, "config.json")))
+    return sorted(names)
+
+
+def resolve_model_folder(folders: tuple[str, ...], name: str) -> str:
+    for folder in folders:
+        for base in folder_paths.get_folder_paths(folder):
+            if os.path.isfile(os.path.join(base, name, "config.json")):
+                return os.path.join(base, name)
+    raise FileNotFoundError(f"no model folder {name!r} with a config.json in {folder_names(folders)}; "
+                            "put the downloaded folder there and refresh the node list")
 
 
 def folder_names(folders: tuple[str, ...]) -> str:

@@ -14,18 +14,22 @@ from ..jova_core.sampling import MODES, SOLVERS, sample
 from ..jova_core.sampling.modes import ABSENT, GENERATE, GIVEN
 from .codecs import on_device, pick_video_codec
 from .display import show_text
+from .text import TEXT_LENGTH_KEY
 from .types import CATEGORY, JoVAAudioCodec, JoVAModel, JoVAVideoCodec
 
 PREVIEW_MAX_SIZE = 512
 
 
-def conditioning_tensor(conditioning, name: str) -> torch.Tensor:
-    """The text hidden states [1, L, D] of a one-prompt CONDITIONING."""
+def conditioning_tensor(conditioning, name: str, trim: bool = False) -> torch.Tensor:
+    """The text hidden states [1, L, D] of a one-prompt CONDITIONING; with `trim`, only its
+    real tokens when the encoder said how many (a model that reads no padding, MagiHuman)."""
     if not conditioning:
         raise ValueError(f"'{name}' is empty; connect a JoVA Text Encode output")
     if len(conditioning) != 1:
         raise ValueError(f"'{name}' holds {len(conditioning)} prompts; JoVA takes one (do not combine conditionings)")
-    return conditioning[0][0]
+    hidden, options = conditioning[0][0], conditioning[0][1]
+    length = options.get(TEXT_LENGTH_KEY) if trim else None
+    return hidden if length is None else hidden[:, : max(1, length)]
 
 
 def latent_preview(video_x0: torch.Tensor, cell_pixels: int) -> tuple[str, Image.Image, int]:
@@ -62,12 +66,14 @@ class JoVASampler(io.ComfyNode):
                              tooltip="The starting noise; the same seed gives the same clip on the same device."),
                 io.Int.Input("steps", default=30, min=1, max=200, tooltip="Denoising steps (more: slower, finer)."),
                 io.Combo.Input("sampler", options=list(SOLVERS), default="unipc",
-                               tooltip="unipc: good results in fewer steps; euler: the plain flow-matching step."),
+                               tooltip="unipc: good results in fewer steps; euler: the plain flow-matching step; renoise: "
+                                       "distilled models' few-step sampler (daVinci-MagiHuman distill: 8 steps, cfg 1)."),
                 io.Float.Input("shift", default=5.0, min=0.1, max=20.0, step=0.1,
                                tooltip="Timestep shift of the flow-matching schedule: higher spends more steps on "
                                        "coarse structure (Wan2.1: 5 at 480p)."),
                 io.Float.Input("cfg_video", default=5.0, min=1.0, max=20.0, step=0.1,
-                               tooltip="Guidance scale of the video branch (1 = none; both cfg at 1 skip the negative pass, half the work)."),
+                               tooltip="Guidance scale of the video branch (1 = none; both cfg at 1 skip the negative pass, "
+                                       "half the work). daVinci-MagiHuman switches it to its late scale (2) at t <= 500."),
                 io.Float.Input("cfg_audio", default=4.0, min=1.0, max=20.0, step=0.1,
                                tooltip="Guidance scale of the audio branch (1 = none)."),
                 io.Combo.Input("mode", options=list(MODES), default="t2va",
@@ -126,7 +132,11 @@ class JoVASampler(io.ComfyNode):
             notes += [note] if note else []
 
         bar = comfy.utils.ProgressBar(steps)
-        cell_pixels = model.config.geometry.video.spatial_stride
+        cell_pixels = model.hosting.geometry.video.spatial_stride
+        trim = model.hosting.trims_text
+        # A model whose own inference schedules the video guidance (daVinci-MagiHuman: 5, then 2
+        # at t <= 500) gets that schedule with cfg_video as its first scale.
+        video_guidance = model.defaults.video_guidance(cfg_video) if model.defaults is not None else cfg_video
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -136,14 +146,14 @@ class JoVASampler(io.ComfyNode):
         with model.on_device() as transformer:
             out_video, out_audio = sample(
                 transformer,
-                text=conditioning_tensor(positive, "positive"),
-                negative_video=conditioning_tensor(negative, "negative"),
-                negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio"),
+                text=conditioning_tensor(positive, "positive", trim),
+                negative_video=conditioning_tensor(negative, "negative", trim),
+                negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio", trim),
                 mode=mode,
                 video_shape=video_shape if roles.video == GENERATE else None,
                 audio_shape=audio_shape if roles.audio == GENERATE else None,
                 video_latents=video_latents, audio_latents=audio_latents, reference=reference,
-                steps=steps, sampler=sampler, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio,
+                steps=steps, sampler=sampler, shift=shift, cfg_video=video_guidance, cfg_audio=cfg_audio,
                 seed=seed, fps=fps, callback=on_step,
             )
         device = comfy.model_management.intermediate_device()

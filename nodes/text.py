@@ -7,6 +7,9 @@ from comfy_api.latest import io
 from ..jova_core.text import format_prompt
 from .types import CATEGORY, JoVATextEncoder
 
+# The real token count of padded hidden states, in the conditioning's options.
+TEXT_LENGTH_KEY = "jova_text_length"
+
 
 class JoVATextEncode(io.ComfyNode):
     @classmethod
@@ -47,6 +50,10 @@ class JoVATextEncode(io.ComfyNode):
             prompt = format_prompt(video_caption, audio_caption, transcript)
         if clip is not None:
             conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
+        elif hasattr(text_encoder, "encode_with_length"):
+            # T5Gemma: padded to its text_len, with the real token count for models that trim.
+            hidden, length = text_encoder.encode_with_length(prompt)
+            conditioning = [[hidden[None], {"pooled_output": None, TEXT_LENGTH_KEY: length}]]
         else:
             conditioning = [[text_encoder([prompt]), {"pooled_output": None}]]
         return io.NodeOutput(conditioning, prompt)

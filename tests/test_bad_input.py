@@ -83,10 +83,15 @@ def test_seeds_outside_0_to_2_64_are_refused(seed):
 
 def test_sample_gives_seeds_2_32_apart_different_noise():
     from jova_core.config import preset_config
+    from jova_core.model import JoVATransformer
     from jova_core.sampling import sample
 
+    with torch.device("meta"):
+        tiny = JoVATransformer(preset_config("tiny"))
+
     class Still:  # velocity 0: the result is the starting noise
-        config = preset_config("tiny")
+        config = tiny.config
+        hosting = tiny.hosting
 
         def __call__(self, video, audio, **_):
             return torch.zeros_like(video), torch.zeros_like(audio)

@@ -143,3 +143,11 @@ def test_wrong_files_are_named(tiny, tmp_path):
     mono = {k: v for k, v in AutoencoderOobleck(**{**TINY, "audio_channels": 1}).state_dict().items()}
     with pytest.raises(ValueError, match="1 audio channels.*Stable Audio Open"):
         StableAudioCodec(stable_audio_vae_from_state_dict(mono, "mono"))
+
+
+def test_both_namings_are_identified_as_stable_audio_open():
+    from jova_core.identify import identify
+
+    with torch.device("meta"):
+        diffusers_keys = list(AutoencoderOobleck().state_dict())
+    assert identify(diffusers_keys).name == identify(list(manifest("stable_audio_open_vae")["keys"])).name == "sao-vae"

@@ -143,3 +143,11 @@ def test_wan22_refuses_sizes_off_its_16_pixel_grid(tmp_path):
     codec = load_video_codec(str(path))
     with pytest.raises(ValueError, match="multiples of 16"):
         codec.encode(torch.rand(1, 5, 24, 32, 3))
+
+
+def test_identify_names_a_wan22_file_as_a_wan_vae():
+    from jova_core.identify import identify
+
+    state, _ = tiny_wan22()
+    kind = identify(list(state))
+    assert kind.name == "wan-vae" and "Wan2.2" in kind.description

@@ -61,8 +61,9 @@ def test_geometry_imports_nothing_from_jova_core_and_config_only_it():
     graph, _ = import_graph(JOVA_CORE)
     assert graph["geometry"] == set()
     assert graph["config"] == {"geometry"}
-    # fit reads a model's own audio length rule from its generation defaults, which import nothing.
-    assert graph["fit"] <= {"geometry", "defaults"} and graph["defaults"] == set() and graph["offload"] == set()
+    # fit reads a model's own audio length rule from its generation defaults, which share only
+    # the config's strict JSON reading.
+    assert graph["fit"] <= {"geometry", "defaults"} and graph["defaults"] <= {"config"} and graph["offload"] == set()
     assert graph["latent"] <= {"fit", "geometry"}
 
 

@@ -341,7 +341,7 @@ def test_detection_by_contents_names_magihuman_files():
     keys = list(manifest(NAME)["keys"])
     for variant in (keys, ["model.diffusion_model." + k for k in keys]):
         kind = identify(variant)
-        assert kind.name == "magihuman" and not kind.loadable and "load_magihuman" in kind.hint
+        assert kind.name == "magihuman" and kind.loadable and "super-resolution" in kind.description
     assert identify(list(manifest("stable_audio_open_vae")["keys"])).name == "sao-vae"
     # Its neighbours keep their names.
     assert identify(list(manifest("wan2.1_t2v_1.3B_transformer")["keys"])).name == "wan2.1"
@@ -365,9 +365,10 @@ def test_fp8_storage_through_layerwise_casting_computes_in_bf16():
     assert err < 0.2  # fp8 rounding of every weight, nothing structurally wrong
 
 
-def test_the_jova_loader_names_a_magihuman_file_and_where_it_goes(tmp_path):
+def test_the_jova_loader_hosts_a_magihuman_file_as_it_is(tmp_path):
     path = tmp_path / "magihuman_tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()}, str(path))
-    with pytest.raises(ValueError, match="daVinci-MagiHuman DiT.*load_magihuman") as info:
-        load_transformer(str(path))
-    assert "\n" not in str(info.value)
+    state = released_state_dict(tiny_model(TINY))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    model = load_transformer(str(path))
+    assert isinstance(model, MagiHumanTransformer) and model.config == TINY
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())

@@ -28,6 +28,9 @@ class Recorder:
 
     def __init__(self, answer):
         self.config = getattr(answer, "config", preset_config("tiny"))
+        # What a JoVA transformer of that config tells the sampler (jova_core.model.hosted).
+        with torch.device("meta"):
+            self.hosting = getattr(answer, "hosting", None) or JoVATransformer(self.config).hosting
         self.answer = answer
         self.calls: list[dict] = []
 

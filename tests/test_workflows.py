@@ -261,6 +261,8 @@ def run_growth(node: dict) -> float:
     kind = node["type"]
     if kind == "JoVASampler":
         return PREVIEW_HEIGHT + TEXT_HEIGHT
+    if kind == "JoVAExtend":
+        return PREVIEW_HEIGHT
     if kind in ("JoVAEmptyLatent", "JoVAModelDefaults"):
         return 2 * TEXT_HEIGHT  # several lines: the rounding and the latent shapes; the settings
     if kind == "JoVAMouthMaskPreview":
@@ -360,7 +362,7 @@ def specs(tmp_path_factory):
         pack = harness.load_pack()
         node_classes = harness.node_list(pack)
         loaders = sys.modules[harness.PACK_NAME + ".nodes.loaders"]
-        file_combos = {"model_name", "vae_name", "vocoder_name", "codec_name"}
+        file_combos = {"model_name", "vae_name", "vocoder_name", "codec_name", "folder"}  # lists of files or folders
         table = dict(CORE_NODES)
         for node_cls in node_classes:
             schema = node_cls.GET_SCHEMA()

@@ -1,4 +1,4 @@
-"""``python -m jova_core demo --out demo.mp4 [--transcript "ba ma da"] [--seed N]``
+"""``python -m jova_core demo --out demo.mp4 [--transcript "ba ma da"] [--seed N] [--seconds S]``
 
 Generates a talking clip with the bundled CPU demo model (jova_core.demo), or with
 ``--lip-sync-seeds N`` scores the lip sync of N clips.
@@ -13,11 +13,18 @@ import sys
 
 from ..demo.settings import DEFAULT_TRANSCRIPT, DEMO_CHECKPOINT
 
+MAX_SECONDS = 600.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo.mp4", help="MP4 to write (never overwritten unless --overwrite)")
     parser.add_argument("--transcript", default=DEFAULT_TRANSCRIPT,
                         help=f"syllables to speak, e.g. \"ba ma da\" (default {DEFAULT_TRANSCRIPT!r})")
+    parser.add_argument("--seconds", type=float,
+                        help="a longer clip: extended chunk by chunk from the model's own (about 2 s), "
+                             "the transcript spoken again in every chunk (default: the model's length)")
+    parser.add_argument("--overlap", type=int, default=1,
+                        help="video latent frames each chunk continues from (with --seconds; default 1)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same clip)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the demo model's setting)")
     parser.add_argument("--checkpoint", help="another demo checkpoint (default: the bundled one)")
@@ -50,6 +57,8 @@ def _check(args: argparse.Namespace) -> None:
     check_seed(args.seed)
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps} (leave it out for the demo model's own)")
+    if args.seconds is not None and not (0 < args.seconds <= MAX_SECONDS):
+        raise ValueError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds:g}")
     if args.lip_sync_seeds is not None:
         if args.lip_sync_seeds < 1:
             raise ValueError(f"--lip-sync-seeds must be at least 1, got {args.lip_sync_seeds}")
@@ -82,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=step, joint_only=args.joint_only)
+        clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=step,
+                             joint_only=args.joint_only, seconds=args.seconds, overlap=args.overlap)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

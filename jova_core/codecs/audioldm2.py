@@ -35,7 +35,7 @@ from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
 from ..geometry import AUDIOLDM2
 from ..weights import build_exactly, read_state_dict, strip_prefix
-from .base import AudioCodec
+from .base import AudioCodec, ModuleCodec
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
 SAMPLE_RATE = AUDIOLDM2.sample_rate
@@ -146,7 +146,11 @@ def vocoder_config(state_dict: dict[str, torch.Tensor], beside: dict | None, sou
     return SpeechT5HifiGanConfig(**{k: v for k, v in config.items() if k in known and k not in ("model_type", "transformers_version")})
 
 
-class AudioLDM2Codec(AudioCodec):
+class AudioLDM2Codec(ModuleCodec, AudioCodec):
+    # The vocoder moves with the VAE; the mel front end follows the device but stays float32.
+    networks = ("vae", "vocoder")
+    float32_modules = ("mel",)
+
     def __init__(self, vae: AutoencoderKL, vocoder: SpeechT5HifiGan):
         if vae.config.in_channels != 1 or vae.config.out_channels != 1:
             raise ValueError(
@@ -169,20 +173,6 @@ class AudioLDM2Codec(AudioCodec):
             frequency_bins=N_MELS // self.time_stride,
         )
         self.scaling_factor = float(vae.config.scaling_factor)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
-
-    def to(self, device=None, dtype=None) -> "AudioLDM2Codec":
-        self.vae.to(device=device, dtype=dtype)
-        self.vocoder.to(device=device, dtype=dtype)
-        self.mel.to(device=device)  # the front end stays float32
-        return self
 
     def latent_frames(self, seconds: float) -> int:
         """Latent frames encode() makes of `seconds` of audio: the front end pads the mel to

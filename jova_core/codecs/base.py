@@ -1,7 +1,7 @@
 """The two codec interfaces every node, sampler and trainer codes against.
 
-Real codecs (Wan2.1 VAE; MMAudio VAE + BigVGAN; AudioLDM2 VAE + HiFi-GAN) and the
-weight-free demo codecs share them. Each declares its latent geometry (jova_core.geometry):
+Real codecs (Wan2.1 / Wan2.2 VAE; MMAudio VAE + BigVGAN; AudioLDM2 VAE + HiFi-GAN; Stable
+Audio Open VAE) and the weight-free demo codecs share them. Each declares its latent geometry (jova_core.geometry):
 video latents [B, C, 1 + (T-1)/stride_t, H/stride, W/stride], audio latents [B, C, T_lat]
 (MMAudio, demo) or [B, C, F, T_lat] (AudioLDM2: F latent mel bins), time last, at
 `latent_rate` Hz; the attributes below read it.
@@ -16,7 +16,31 @@ import torchaudio.functional as AF
 
 from ..geometry import WAN21_VAE, AudioLatentGeometry, VideoLatentGeometry, valid_num_frames, valid_video_size
 
-__all__ = ["AudioCodec", "VideoCodec", "valid_num_frames", "valid_video_size"]
+__all__ = ["AudioCodec", "ModuleCodec", "VideoCodec", "valid_num_frames", "valid_video_size"]
+
+
+class ModuleCodec:
+    """Device and dtype handling of a codec built from torch modules (mixed into the real
+    codecs). `networks` names its modules, the VAE first (its parameters tell the device and
+    dtype); `float32_modules` (a mel front end) follow the device but keep float32."""
+
+    networks: tuple[str, ...] = ("vae",)
+    float32_modules: tuple[str, ...] = ()
+
+    @property
+    def device(self) -> torch.device:
+        return next(getattr(self, self.networks[0]).parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(getattr(self, self.networks[0]).parameters()).dtype
+
+    def to(self, device=None, dtype=None):
+        for name in self.networks:
+            getattr(self, name).to(device=device, dtype=dtype)
+        for name in self.float32_modules:
+            getattr(self, name).to(device=device)
+        return self
 
 
 class VideoCodec(ABC):

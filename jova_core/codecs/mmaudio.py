@@ -13,13 +13,17 @@ from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
 
 from ..geometry import AudioLatentGeometry
 from ..weights import read_state_dict
-from .base import AudioCodec
+from .base import AudioCodec, ModuleCodec
 from .bigvgan import vocode, vocoder_from_state_dict
 from .mel import MelConfig, MelFrontEnd
 from .mmaudio_vae import mmaudio_vae_from_state_dict
 
 
-class MMAudioCodec(AudioCodec):
+class MMAudioCodec(ModuleCodec, AudioCodec):
+    # The vocoder moves with the VAE; the mel front end follows the device but stays float32.
+    networks = ("vae", "vocoder")
+    float32_modules = ("mel",)
+
     def __init__(self, vae: MMAudioVAE, vocoder: LTX2Vocoder, mel: MelConfig):
         vocoder_mels = vocoder.config.in_channels
         if vocoder_mels != mel.n_mels or vocoder.total_upsample_factor != mel.hop_length:
@@ -36,20 +40,6 @@ class MMAudioCodec(AudioCodec):
             vae.config.latent_channels, mel.sample_rate / (2 * mel.hop_length), sample_rate=mel.sample_rate,
             mel_bins=mel.n_mels, name=f"MMAudio {mel.sample_rate / 1000:g} kHz VAE",
         )
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
-
-    def to(self, device=None, dtype=None) -> "MMAudioCodec":
-        self.vae.to(device=device, dtype=dtype)
-        self.vocoder.to(device=device, dtype=dtype)
-        self.mel.to(device=device)  # the front end stays float32
-        return self
 
     @torch.no_grad()
     def encode(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:

@@ -17,6 +17,7 @@ limit, differs only near the clip's ends, see tests/test_codecs_stable_audio.py)
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import torch
@@ -24,8 +25,8 @@ import torchaudio.functional as AF
 from diffusers import AutoencoderOobleck
 
 from ..geometry import STABLE_AUDIO_OPEN
-from ..weights import build_exactly, iter_tensors, peek, strip_prefix
-from .base import AudioCodec
+from ..weights import WeightFileError, build_exactly, is_safetensors, iter_tensors, peek, strip_prefix
+from .base import AudioCodec, ModuleCodec
 
 # stable-audio-tools keeps the VAE of a full Stable Audio checkpoint under this prefix.
 SAT_PREFIX = "pretransform.model."
@@ -121,7 +122,7 @@ def stable_audio_vae_from_state_dict(state_dict: dict[str, torch.Tensor], source
     return vae.to(device).eval()
 
 
-class StableAudioCodec(AudioCodec):
+class StableAudioCodec(ModuleCodec, AudioCodec):
     """Any waveform -> mono at 51.2 kHz duplicated to stereo -> latents [B, 64, T] (25 per second);
     latents -> stereo [B, 2, T * 1764] at 44.1 kHz.
 
@@ -146,18 +147,6 @@ class StableAudioCodec(AudioCodec):
     def decoded_sample_rate(self) -> int:
         return DECODED_SAMPLE_RATE
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
-
-    def to(self, device=None, dtype=None) -> "StableAudioCodec":
-        self.vae.to(device=device, dtype=dtype)
-        return self
-
     @torch.no_grad()
     def encode(self, waveform: torch.Tensor, sample_rate: int, generator: torch.Generator | None = None) -> torch.Tensor:
         mono = self.prepare_waveform(waveform, sample_rate)  # [B, N] at 51.2 kHz
@@ -180,6 +169,16 @@ def is_stable_audio_file(path: str) -> bool:
         keys = {k[len(SAT_PREFIX):] for k in keys if k.startswith(SAT_PREFIX)}
     keys = {k[len("vae."):] if k.startswith("vae.") else k for k in keys}
     return is_sat_oobleck(keys) or is_diffusers_oobleck(keys)
+
+
+def is_stable_audio_safetensors(path: str) -> bool:
+    """Whether `path` is a readable safetensors file holding the Stable Audio Open VAE. Stable
+    Audio Open ships as safetensors only, so other files are not read in full to rule it out;
+    unreadable ones are left to the loader that reports them."""
+    try:
+        return os.path.isfile(path) and is_safetensors(path) and is_stable_audio_file(path)
+    except WeightFileError:
+        return False
 
 
 def load_stable_audio_codec(path: str, dtype=None, device="cpu") -> StableAudioCodec:

@@ -23,7 +23,7 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
 from ..geometry import VIDEO_GEOMETRIES, VideoLatentGeometry
 from ..weights import build_exactly, read_state_dict, strip_prefix
-from .base import VideoCodec
+from .base import ModuleCodec, VideoCodec
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 # Latent channels (z_dim) -> the shipped config of that VAE.
@@ -114,7 +114,7 @@ def wan_vae_from_state_dict(
     return vae.to(device).eval()
 
 
-class WanVideoCodec(VideoCodec):
+class WanVideoCodec(ModuleCodec, VideoCodec):
     """Wan2.1 / Wan2.2 VAE with the published per-channel latent normalisation
     z_n = (z - mean) / std (MagiHuman's for Wan2.2); decode clamps pixels to [-1, 1]."""
 
@@ -123,18 +123,6 @@ class WanVideoCodec(VideoCodec):
         self.geometry = wan_vae_geometry(vae.config)
         self.latents_mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.latents_std = torch.tensor(vae.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
-
-    def to(self, device=None, dtype=None) -> "WanVideoCodec":
-        self.vae.to(device=device, dtype=dtype)
-        return self
 
     def configure_tiling(self, tile_pixels: int = 256, overlap_pixels: int = 64) -> None:
         """Tile size/overlap (pixels) for decode(tiled=True); smaller tiles use less memory."""

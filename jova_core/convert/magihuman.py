@@ -17,10 +17,11 @@ import re
 import torch
 
 from ..model.magihuman import MagiHumanConfig, MagiHumanTransformer
+from ..identify import MAGIHUMAN_MARKERS
 from .source import SourceStateDict, strip_wrapper_prefix
 
 FORMAT = "daVinci-MagiHuman DiT"
-MARKERS = ("adapter.rope.bands", "block.layers.0.attention.linear_qkv.weight")
+MARKERS = MAGIHUMAN_MARKERS
 
 
 def is_magihuman(keys) -> bool:

@@ -15,9 +15,11 @@ from .settings import DEFAULT_TRANSCRIPT, DemoSettings, load_demo_model, load_de
 
 @dataclass
 class DemoClip(Clip):
-    """A generated clip (waveform [1, N]) and the prompt it was generated from."""
+    """A generated clip (waveform [1, N]), the prompt it was generated from and, for a
+    clip extended past the model's length, where its chunks were joined (sampling.extend.Chunk)."""
 
     prompt: str
+    chunks: tuple = ()
 
 
 def demo_prompt(transcript: str, settings: DemoSettings) -> str:
@@ -42,16 +44,22 @@ def generate_demo(
     model=None,
     callback: Callable | None = None,
     joint_only: bool = False,
+    seconds: float | None = None,
+    overlap: int = 1,
     batch_guidance: bool = False,
 ) -> DemoClip:
     """One demo clip: text -> joint sampling (then, if the model's settings ask for it,
     an audio-driven video pass) -> demo codecs. callback: see sampling.sample; its
     StepInfo counts the steps of both passes (DemoSettings.sampling_steps). joint_only
-    skips the audio-driven pass (for comparisons). batch_guidance (sampling.sample's) is
-    off here: batching moves the last float bits, and the demo clip is kept bit-identical
-    to the published one (bench/guidance.py times both)."""
+    skips the audio-driven pass (for comparisons). seconds: a longer clip, extended chunk
+    by chunk from the first (sampling.extend; `overlap` video latent frames held), one
+    callback count over all chunks; None for the model's own length. batch_guidance
+    (sampling.sample's) is off here: batching moves the last float bits, and the demo
+    clip is kept bit-identical to the published one (bench/guidance.py times both)."""
     from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
+    from ..latent import JoVALatent
     from ..sampling import check_seed, sample
+    from ..sampling.extend import extend, plan_extension
     from ..text.demo import DemoTextEncoder
 
     check_seed(seed)
@@ -67,7 +75,14 @@ def generate_demo(
     video_codec, audio_codec = DemoVideoCodec(), DemoAudioCodec()
     video_shape = (1, *video_codec.latent_shape(settings.num_frames, settings.height, settings.width))
     steps = settings.steps if steps is None else steps
-    total = settings.sampling_steps(steps)
+    total = first = settings.sampling_steps(steps)
+    audio_shape = (1, audio_codec.latent_channels, settings.audio_latent_frames)
+    chunks = ()
+    if seconds is not None and seconds * settings.fps >= settings.num_frames + video_codec.temporal_stride:
+        placeholder = JoVALatent(torch.zeros(video_shape), torch.zeros(audio_shape), settings.fps, settings.num_frames,
+                                 settings.width, settings.height, audio_sampled=True)
+        chunks = tuple(plan_extension(config.geometry, placeholder, seconds, overlap))
+        total += len(chunks) * first
     common = dict(
         text=encoder(prompt),
         negative_video=encoder(""),  # the empty prompt: what caption dropout trained
@@ -84,12 +99,17 @@ def generate_demo(
         return lambda info: callback(dataclasses.replace(info, step=done + info.step, total=total))
 
     with torch.no_grad():
-        video, audio = sample(
-            model, mode="i2va", audio_shape=(1, audio_codec.latent_channels, settings.audio_latent_frames),
-            callback=counting_from(0), **common,
-        )
+        video, audio = sample(model, mode="i2va", audio_shape=audio_shape, callback=counting_from(0), **common)
         if settings.audio_driven_pass:
             video, _ = sample(model, mode="a2v", audio_latents=audio, callback=counting_from(steps), **common)
+        if chunks:
+            clip = JoVALatent(video, audio, settings.fps, settings.num_frames, settings.width, settings.height,
+                              audio_sampled=True)
+            common.pop("video_shape"), common.pop("fps")
+            clip = extend(model, clip, seconds, overlap=overlap, audio_driven_pass=settings.audio_driven_pass,
+                          callback=counting_from(first), **common)
+            video, audio = clip.video, clip.audio
         frames = video_codec.decode(video)[0]
         waveform = audio_codec.decode(audio)[0]
-    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.sample_rate, prompt=prompt)
+    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.decoded_sample_rate,
+                    prompt=prompt, chunks=chunks)

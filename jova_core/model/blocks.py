@@ -104,8 +104,12 @@ class TokenStream(nn.Module):
             self.norm3 = LayerNorm32(dim, eps, elementwise_affine=True)
             self.cross_attn = CrossAttention(dim, eps)
 
-    def adaln(self, time: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """time [B, 6, dim] -> six [B, 1, dim] float32 modulation tensors."""
+    def adaln(self, time: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """time [B, 6, dim] -> six [B, 1, dim] float32 modulation tensors; per-frame time
+        [B, R, 6, dim] with `rows` [S] (each token's row) -> six [B, S, dim]."""
+        if time.dim() == 4:
+            mods = (self.modulation.float()[:, None] + time.float()).chunk(6, dim=2)  # [B, R, 1, dim] each
+            return tuple(m.squeeze(2)[:, rows] for m in mods)
         return (self.modulation.float() + time.float()).chunk(6, dim=1)
 
     def qkv(self, x: torch.Tensor, mod, num_heads: int, dtype: torch.dtype):
@@ -134,10 +138,13 @@ class BranchState:
     """What the blocks need to know about a branch besides its tokens."""
 
     name: str  # "video" or "audio"
-    time: torch.Tensor  # [B, 6, dim] projected timestep of this branch
-    head_time: torch.Tensor  # [B, dim] time embedding for the head
+    time: torch.Tensor  # [B, 6, dim] projected timestep of this branch, or [B, R, 6, dim] per frame
+    head_time: torch.Tensor  # [B, dim] time embedding for the head, or [B, S - n_text, dim] per token
     n_text: int  # leading text tokens in the branch's tokens (0 with cross-attention text)
     context: torch.Tensor | None  # [B, L, dim] text for cross-attention, else None
+    # With per-frame time: each of the branch's S tokens' row of `time` [S]. Rows, not a
+    # [B, S, 6, dim] tensor, are kept: the modulation is gathered per token in each block.
+    time_rows: torch.Tensor | None = None
 
 
 class JoVABlock(nn.Module):
@@ -182,7 +189,7 @@ class JoVABlock(nn.Module):
         qs, ks, vs = [], [], []
         for i, branch in enumerate(branches):
             for stream, part in self.groups(branch):
-                mod = stream.adaln(branch.time)
+                mod = stream.adaln(branch.time, None if branch.time_rows is None else branch.time_rows[part])
                 q, k, v = stream.qkv(tokens[i][:, part], mod, self.num_heads, dtype)
                 work.append((i, stream, part, mod))
                 qs.append(q), ks.append(k), vs.append(v)

@@ -22,6 +22,7 @@ weights (bf16 in the release), as upstream does.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,10 +30,36 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..defaults import GenerationDefaults
+from ..geometry import WAN22_VAE, AudioLatentGeometry, ModelGeometry
 from . import rope
 from .attention import get_attention
+from .hosted import Hosting
+from .transformer import _compiled_with_hook_guards
 
 VIDEO, AUDIO, TEXT = 0, 1, 2  # modality index = expert index in per-modality weights
+
+# Its base model's inference settings (pipeline/video_generate.py, common/config.py; see
+# shared/reference/magihuman.md): 25 fps, 448 x 256 for 4 s (101 frames -> 26 latent frames,
+# 101 audio tokens: the codec count at 25 fps), UniPC, 32 steps, shift 5, video guidance 5
+# then 2 at t <= 500, audio guidance 5 throughout. The negative prompt is our own wording of
+# the faults upstream's fixed negative lists (visual, audio and speech).
+MAGIHUMAN_DEFAULTS = GenerationDefaults(
+    fps=25.0, width=448, height=256, frames=101, steps=32, sampler="unipc", shift=5.0, shift_rule="fixed",
+    cfg_video=5.0, cfg_audio=5.0, cfg_video_late=2.0, cfg_switch_t=500.0,
+    negative_prompt=("blurry, low quality, distorted face, deformed hands, flicker, static frame, watermark, "
+                     "subtitles; noisy, muffled or distorted audio, background hum, mumbled or unclear speech, "
+                     "lips out of sync with the voice"),
+    audio_length="codec", source="daVinci-MagiHuman base inference (GAIR-NLP), shared/reference/magihuman.md",
+)
+# Its distilled model's (example/distill): 8 steps at shift 5 (sigmas 0.972 ... 0.416 after the
+# first), no guidance, each step re-noising the clean prediction (the "renoise" solver).
+MAGIHUMAN_DISTILL_DEFAULTS = dataclasses.replace(
+    MAGIHUMAN_DEFAULTS, steps=8, sampler="renoise", cfg_video=1.0, cfg_audio=1.0, cfg_video_late=None,
+    source="daVinci-MagiHuman distill inference (GAIR-NLP), shared/reference/magihuman.md",
+)
+# Upstream pads T5Gemma prompts to 640 tokens and trims them to their real length.
+MAGIHUMAN_TEXT_LEN = 640
 
 
 @dataclass(frozen=True)
@@ -242,20 +269,63 @@ class MagiHumanTransformer(nn.Module):
         files), bf16 for weights stored in fp8."""
         return _compute_dtype(self.block.layers[0].attention.linear_qkv.weight)
 
+    @property
+    def hosting(self) -> Hosting:
+        """What the sampler and nodes need to know (jova_core.model.hosted)."""
+        cfg = self.config
+        geometry = ModelGeometry(
+            video=WAN22_VAE,
+            audio=AudioLatentGeometry(cfg.audio_in_channels, MAGIHUMAN_DEFAULTS.fps, name="daVinci-MagiHuman"),
+            video_patch=cfg.video_patch_size,
+        )
+        return Hosting(
+            name="daVinci-MagiHuman", geometry=geometry, timesteps="none", reference="clean-first-frame",
+            modes=("t2va", "i2va", "a2v"),
+            modes_note=("it always generates video and sound together (text, + a clean first frame for i2va, "
+                        "+ your clean audio for a2v); its release has no video-only, audio-only or "
+                        "video-to-audio mode"),
+            text_dim=cfg.text_dim, text_len=MAGIHUMAN_TEXT_LEN, separate_audio_text=False, trims_text=True,
+            video_codec="Wan2.2 VAE", audio_codec="Stable Audio Open VAE", text_encoder="T5Gemma-9B encoder",
+            defaults=MAGIHUMAN_DEFAULTS,
+        )
+
+    def swappable_blocks(self) -> nn.ModuleList:
+        return self.block.layers
+
+    def compile_blocks(self, **options) -> None:
+        """torch.compile each layer's forward in place, as JoVATransformer.compile_blocks does."""
+        for layer in self.block.layers:
+            layer.forward = _compiled_with_hook_guards(layer.forward, **options)
+
     def forward(
-        self, video: torch.Tensor | None, audio: torch.Tensor | None, text: torch.Tensor
+        self, video: torch.Tensor | None, audio: torch.Tensor | None, text: torch.Tensor, *,
+        t_video=None, t_audio=None, text_audio: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None, fps: float | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Flow velocities (noise - data) for noisy latents; no timestep is taken.
 
         video: [B, video_latent_channels, F, H, W] normalised Wan2.2 latents (H, W even), or None.
         audio: [B, audio_in_channels, T] Stable Audio Open latents, or None.
-        text:  [B, L, text_dim] T5Gemma hidden states of the real tokens only (no padding).
+        text:  [B or 1, L, text_dim] T5Gemma hidden states of the real tokens only (no padding).
+        t_video, t_audio, fps: accepted for the hosted-model interface (jova_core.model.hosted)
+            and ignored: the model reads the noise level off the latents, audio positions
+            come from lengths.
+        text_audio: must be None or `text` (one text stream for both modalities).
+        reference: must be None (a reference image is a clean latent frame 0, set by the sampler).
         Returns velocities shaped like video and audio (None where the input was None).
         """
         cfg = self.config
         if video is None and audio is None:
             raise ValueError("MagiHumanTransformer needs video latents, audio latents, or both")
+        if text_audio is not None and text_audio is not text and not torch.equal(text_audio, text):
+            raise ValueError("daVinci-MagiHuman reads one text for video and audio: give one negative prompt "
+                             "(leave negative_audio unconnected)")
+        if reference is not None:
+            raise ValueError("daVinci-MagiHuman takes a reference image as a clean first latent frame, not as "
+                             "condition channels")
         batch = (video if video is not None else audio).shape[0]
+        if text.dim() == 3 and text.shape[0] == 1 and batch > 1:
+            text = text.expand(batch, -1, -1)
         parts, positions, video_grid = [], [], None
         if video is not None:
             tokens, video_grid = self._patchify_video(video)  # [B, Nv, 192]

@@ -24,7 +24,9 @@ from torch.utils.checkpoint import checkpoint
 from ..config import JoVAConfig
 from . import rope
 from .attention import get_attention
+from ..geometry import AUDIO_GEOMETRIES
 from .blocks import BranchState, JoVABlock, LayerNorm32
+from .hosted import Hosting
 
 
 def timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -45,7 +47,11 @@ class Head(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 2, dim) / dim**0.5)
 
     def forward(self, x: torch.Tensor, time_emb: torch.Tensor, dtype) -> torch.Tensor:
-        shift, scale = (self.modulation.float() + time_emb.float()[:, None]).chunk(2, dim=1)
+        """time_emb [B, dim], or [B, S, dim] per token."""
+        if time_emb.dim() == 3:
+            shift, scale = (m.squeeze(2) for m in (self.modulation.float()[:, None] + time_emb.float()[:, :, None]).chunk(2, dim=2))
+        else:
+            shift, scale = (self.modulation.float() + time_emb.float()[:, None]).chunk(2, dim=1)
         return self.head((self.norm(x) * (1 + scale) + shift).to(dtype))
 
 
@@ -108,6 +114,24 @@ class JoVATransformer(nn.Module):
         for block in self.blocks:
             block.forward = _compiled_with_hook_guards(block.forward, **options)
 
+    @property
+    def hosting(self) -> Hosting:
+        """What the sampler and nodes need to know (jova_core.model.hosted)."""
+        cfg = self.config
+        audio_codecs = [g.name for g in AUDIO_GEOMETRIES if g.channels == cfg.audio_in_channels]
+        return Hosting(
+            name="a JoVA transformer", geometry=cfg.geometry, timesteps="per-modality",
+            reference="condition-channels" if cfg.video_condition_channels else "noised-first-frame",
+            modes=("t2va", "i2va", "a2v", "v2a", "t2v", "i2v", "t2a"),
+            modes_note="per-modality timesteps hold any modality clean or leave it out",
+            text_dim=cfg.text_dim, text_len=cfg.text_len, separate_audio_text=True, trims_text=False,
+            video_codec="Wan2.1 VAE", audio_codec=" or ".join(audio_codecs) or "its audio VAE",
+            text_encoder="umT5-XXL",
+        )
+
+    def swappable_blocks(self) -> nn.ModuleList:
+        return self.blocks
+
     def reset_parameters(self) -> None:
         """Wan2.1's initialisation: xavier linears, small text/time MLPs, zero heads."""
         for module in self.modules():
@@ -145,6 +169,13 @@ class JoVATransformer(nn.Module):
         t_video, t_audio: [B] or scalars on Wan's scale t = 1000 * sigma, sigma in [0, 1]
                    (0 = clean). Each branch is modulated by its own timestep, so one
                    modality can be held clean (t=0) while the other is generated.
+                   Or [B or 1, frames]: one timestep per latent frame of that modality
+                   (video F, audio T), so part of it (context frames, an audio prefix)
+                   is held clean at t=0 while the rest is generated. Every token of a
+                   frame gets its frame's timestep (the largest in a patch spanning
+                   several frames); joint-attention text tokens get the branch's largest.
+                   Each block then gathers its modulation per token: six [B, tokens, dim]
+                   tensors while it runs, where a scalar timestep needs [B, 1, dim].
         text:      [B, L, text_dim] text-encoder hidden states, read by both branches.
         text_audio: optional different text for the audio branch (e.g. its own negative
                    prompt for per-modality guidance); defaults to `text`.
@@ -172,12 +203,16 @@ class JoVATransformer(nn.Module):
         if video is not None:
             video_in = self._with_reference(video, reference)
             tokens, video_grid = self._patchify(self.video, video_in.to(dtype), cfg.video_patch_size)
-            self._add_branch(branches, states, "video", tokens, t_video, text, batch, dtype)
+            frame_of_token = torch.arange(video_grid[0], device=tokens.device).repeat_interleave(video_grid[1] * video_grid[2])
+            self._add_branch(branches, states, "video", tokens, t_video, text, batch, dtype,
+                             frame_of_token, video.shape[2], cfg.video_patch_size[0])
             angles.append(rope.video_positions(video_grid, device=tokens.device))
         if audio is not None:
             audio_4d = audio[:, :, None] if audio.dim() == 3 else audio
             tokens, audio_grid = self._patchify(self.audio, audio_4d.to(dtype), cfg.audio_patch_size)
-            self._add_branch(branches, states, "audio", tokens, t_audio, text_audio, batch, dtype)
+            frame_of_token = torch.arange(audio_grid[1], device=tokens.device).repeat(audio_grid[0])  # (freq, time) raster
+            self._add_branch(branches, states, "audio", tokens, t_audio, text_audio, batch, dtype,
+                             frame_of_token, audio.shape[-1], cfg.audio_patch_size[1])
             angles.append(self._audio_positions(audio_grid, video_grid, fps, tokens.device))
 
         cos, sin = self._rope(branches, angles)
@@ -251,19 +286,43 @@ class JoVATransformer(nn.Module):
         # residual again and its elementwise ops run on transposed memory (as diffusers' Wan notes).
         return x.flatten(2).transpose(1, 2).float().contiguous(), tuple(x.shape[2:])
 
-    def _add_branch(self, branches, states, name, tokens, t, text, batch, dtype) -> None:
+    def _add_branch(self, branches, states, name, tokens, t, text, batch, dtype, frame_of_token, frames, patch) -> None:
         if t is None:
             raise ValueError(f"t_{name} is required when {name} latents are given")
         ends: BranchEnds = getattr(self, name)
-        t = torch.as_tensor(t, device=tokens.device, dtype=torch.float32).reshape(-1).expand(batch)
-        head_time, time = ends.embed_time(t, self.config.freq_dim, dtype)
+        t = torch.as_tensor(t, device=tokens.device, dtype=torch.float32)
         text_tokens = ends.text_embedding(text).float()
-        if self.config.text_attention == "joint":
-            branches.append(BranchState(name, time, head_time, text_tokens.shape[1], None))
+        joint = self.config.text_attention == "joint"
+        rows = None
+        if t.dim() == 2:
+            head_time, time, rows = self._per_frame_time(ends, name, t, batch, frames, patch, frame_of_token,
+                                                         text_tokens.shape[1] if joint else 0, dtype)
+        else:
+            head_time, time = ends.embed_time(t.reshape(-1).expand(batch), self.config.freq_dim, dtype)
+        if joint:
+            branches.append(BranchState(name, time, head_time, text_tokens.shape[1], None, rows))
             states.append(torch.cat([text_tokens, tokens], dim=1))
         else:
-            branches.append(BranchState(name, time, head_time, 0, text_tokens.to(dtype)))
+            branches.append(BranchState(name, time, head_time, 0, text_tokens.to(dtype), rows))
             states.append(tokens)
+
+    def _per_frame_time(self, ends, name, t, batch, frames, patch, frame_of_token, n_text, dtype):
+        """Per-frame timesteps [B or 1, frames] -> (head time [B, S, dim] per modality token,
+        block time [B, R, 6, dim] per row, each of the n_text + S tokens' row [n_text + S]):
+        a row per patch frame, and one more for the text tokens."""
+        if t.shape[0] not in (1, batch) or t.shape[1] != frames:
+            raise ValueError(f"t_{name} per latent frame must be [B, {frames}] (one timestep per {name} latent frame), "
+                             f"got {list(t.shape)}")
+        t = t.expand(batch, -1).unflatten(1, (-1, patch)).amax(-1)  # [B, frames / patch]
+        head_time, time = ends.embed_time(t.reshape(-1), self.config.freq_dim, dtype)
+        head_time = head_time.unflatten(0, t.shape)[:, frame_of_token]  # [B, S, dim]
+        time = time.unflatten(0, t.shape)  # [B, F', 6, dim]
+        rows = frame_of_token
+        if n_text:
+            _, text_time = ends.embed_time(t.amax(1), self.config.freq_dim, dtype)  # [B, 6, dim]
+            time = torch.cat([time, text_time[:, None]], dim=1)
+            rows = torch.cat([frame_of_token.new_full((n_text,), t.shape[1]), frame_of_token])
+        return head_time, time, rows
 
     def _audio_positions(self, grid, video_grid, fps, device) -> torch.Tensor:
         cfg = self.config

@@ -15,6 +15,23 @@ are read once per step and every matmul is twice as tall, for the same velocitie
 float rounding. It falls back to two forwards when the prompts' hidden states differ in
 shape or when the doubled batch does not fit in the device's memory. A modality that is
 given is fed clean, at t = 0, and returned unchanged.
+
+Part of a generated modality can be held too: `video_context` / `audio_context` are the
+clean first latent frames of the clip (an earlier clip's end, an audio prefix), and the
+rest is generated to continue them. `context` says how they are held:
+  "clean"   fed clean, at t = 0, with the model's per-latent-frame timesteps (the rest at
+            t); for models trained with clean context frames.
+  "noised"  the fallback for models never trained so (or that take no per-frame time):
+            before every model call the context frames are replaced by the context noised
+            to the current sigma with their own initial noise, all frames at t (as the
+            reference frame of ``modes.hold_first_frame``).
+Either way the returned latents begin with the context exactly.
+
+The model is any hosted model (jova_core.model.hosted): the sampler reads what it needs
+(geometry, reference kind, modes, one or two text streams) from ``model.hosting`` and calls
+it with the same keywords whatever it is; a model without timesteps ignores them.
+The video guidance scale may change with the noise level (a GuidanceSchedule, e.g.
+daVinci-MagiHuman's 5 then 2 at t <= 500).
 """
 
 from __future__ import annotations
@@ -27,8 +44,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..defaults import GuidanceSchedule
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
-from .schedule import predicted_x0, sampling_sigmas, timesteps_from_sigma
+from .schedule import add_noise, predicted_x0, sampling_sigmas, timesteps_from_sigma
 from .seed import seeded_generator
 from .solvers import make_solver
 
@@ -64,17 +82,20 @@ def sample(
     steps: int = 30,
     sampler: str = "unipc",
     shift: float = 5.0,
-    cfg_video: float = 5.0,
+    cfg_video: float | GuidanceSchedule = 5.0,
     cfg_audio: float = 4.0,
     seed: int = 0,
     fps: float | None = None,
     callback: Callable[[StepInfo], None] | None = None,
+    video_context: torch.Tensor | None = None,
+    audio_context: torch.Tensor | None = None,
+    context: str = "clean",
     batch_guidance: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Generate video and/or audio latents with a JoVA transformer.
+    """Generate video and/or audio latents with a hosted model (JoVA, daVinci-MagiHuman).
 
-    model: a JoVATransformer (or anything with its forward signature and a ``config``
-        with ``video_condition_channels``); runs on the device of its parameters.
+    model: a hosted model (jova_core.model.hosted: a JoVATransformer or a
+        MagiHumanTransformer); runs on the device of its parameters.
     text: [B or 1, L, text_dim] prompt hidden states, read by the video branch (and by the
         audio branch unless `text_audio` is given).
     negative_video / negative_audio: hidden states of the negative prompts of each
@@ -86,9 +107,10 @@ def sample(
     video_latents / audio_latents: clean latents of a given modality ("v2a" / "a2v").
     reference: the reference image's video latent [B or 1, C, 1, H, W] ("i2va", "i2v",
         optionally "a2v").
-    steps, sampler ("euler" | "unipc"), shift: the solver, its number of model
+    steps, sampler ("euler" | "unipc" | "renoise", the distilled models' step), shift: the solver, its number of model
         evaluations and the sigma shift (sigma' = shift*s / (1 + (shift-1)*s)).
-    cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none).
+    cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none);
+        cfg_video may be a GuidanceSchedule (a scale that changes at a timestep).
     seed: 0 .. 2**64 - 1; noise comes from a CPU torch.Generator seeded with it
         (seed.py; the video noise drawn first, then the audio noise, each only when
         generated), so a seed gives the same noise on every device and bit-identical
@@ -96,12 +118,17 @@ def sample(
     fps: video frame rate, for the time-aligned audio RoPE.
     callback: called with a StepInfo after every step (progress, previews); raising
         from it stops sampling (interruption) and the exception propagates.
+    video_context: [B or 1, C, k, H, W] clean latents of the first k video latent frames
+        to hold (a generated video only); audio_context: [B or 1, C, (F,) k] the same for
+        the first k audio latent frames. context: "clean" or "noised" (module docstring).
     batch_guidance: one forward over [cond; negative] per step instead of two (see above).
     Returns (video latents, audio latents), float32 on the model's device: None for an
     absent modality, the given latents unchanged for a given one.
     """
     _check_settings(steps, cfg_video, cfg_audio, fps)
     setup = _Setup(model, mode, video_shape, audio_shape, video_latents, audio_latents, reference)
+    video_context = setup.context("video", video_context, context)
+    audio_context = setup.context("audio", audio_context, context)
     if setup.video_role == GENERATE and setup.audio_role == GENERATE and setup.video_shape[0] != setup.audio_shape[0]:
         raise ValueError(f"video batch {setup.video_shape[0]} and audio batch {setup.audio_shape[0]} differ")
     batch = (setup.video_shape or setup.audio_shape)[0]
@@ -114,7 +141,14 @@ def sample(
             )
     device = setup.device
 
-    guided = (setup.video_role == GENERATE and cfg_video != 1) or (setup.audio_role == GENERATE and cfg_audio != 1)
+    if not setup.hosting.separate_audio_text and (
+        text_audio is not None or (negative_audio is not None and negative_video is not None
+                                   and not torch.equal(negative_audio, negative_video))
+    ):
+        raise ValueError(f"{setup.hosting.name} reads one text for video and audio: give one prompt and one "
+                         "negative (no separate audio text or negative_audio)")
+    video_scales = (cfg_video.early, cfg_video.late) if isinstance(cfg_video, GuidanceSchedule) else (cfg_video,)
+    guided = (setup.video_role == GENERATE and any(s != 1 for s in video_scales)) or (setup.audio_role == GENERATE and cfg_audio != 1)
     if guided and negative_video is None and negative_audio is None:
         raise ValueError(
             "classifier-free guidance (cfg_video/cfg_audio != 1) needs negative_video and/or "
@@ -130,20 +164,21 @@ def sample(
     # Noise on the CPU from one generator, so the seed means the same on every device.
     generator = seeded_generator(seed)
     video = audio = None
-    video_noise = None
+    video_noise = audio_noise = None
     if setup.video_role == GENERATE:
         video_noise = torch.randn(setup.video_shape, generator=generator, dtype=torch.float32).to(device)
         video = video_noise
     elif setup.video_role == GIVEN:
         video = setup.video_given
     if setup.audio_role == GENERATE:
-        audio = torch.randn(setup.audio_shape, generator=generator, dtype=torch.float32).to(device)
+        audio_noise = torch.randn(setup.audio_shape, generator=generator, dtype=torch.float32).to(device)
+        audio = audio_noise
     elif setup.audio_role == GIVEN:
         audio = setup.audio_given
 
     base_sigmas = sampling_sigmas(steps, shift)
-    video_solver = make_solver(sampler, base_sigmas, device) if setup.video_role == GENERATE else None
-    audio_solver = make_solver(sampler, base_sigmas, device) if setup.audio_role == GENERATE else None
+    video_solver = make_solver(sampler, base_sigmas, device, generator) if setup.video_role == GENERATE else None
+    audio_solver = make_solver(sampler, base_sigmas, device, generator) if setup.audio_role == GENERATE else None
     solver = video_solver or audio_solver
     sigmas = solver.sigmas.tolist()  # [steps + 1], as the solver steps them (ends at 0)
     clean = torch.zeros((), device=device)
@@ -153,18 +188,19 @@ def sample(
         sigma = sigmas[i]
         t = timesteps_from_sigma(sigma).to(device)
         if setup.held_first is not None:
-            video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], sigma)
-        inputs = dict(
-            video=video, audio=audio,
-            t_video=t if setup.video_role == GENERATE else clean,
-            t_audio=t if setup.audio_role == GENERATE else clean,
-            reference=setup.condition, fps=fps,
-        )
+            video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], setup.held_sigma(sigma))
+        t_video = t if setup.video_role == GENERATE else clean
+        t_audio = t if setup.audio_role == GENERATE else clean
+        if video_context is not None:
+            video, t_video = hold_context(video, video_context, video_noise, sigma, t, 2, context)
+        if audio_context is not None:
+            audio, t_audio = hold_context(audio, audio_context, audio_noise, sigma, t, -1, context)
+        inputs = dict(video=video, audio=audio, t_video=t_video, t_audio=t_audio, reference=setup.condition, fps=fps)
         if uncond is None:
             v_video, v_audio = model(**inputs, **cond)
         else:
             (v_video, v_audio), (n_video, n_audio) = passes(inputs)
-            v_video = _guide(v_video, n_video, cfg_video)
+            v_video = _guide(v_video, n_video, cfg_video.at(float(t)) if isinstance(cfg_video, GuidanceSchedule) else cfg_video)
             v_audio = _guide(v_audio, n_audio, cfg_audio)
 
         video_x0 = audio_x0 = None
@@ -179,7 +215,33 @@ def sample(
 
     if setup.held_first is not None:
         video = hold_first_frame(video, setup.held_first, video_noise[:, :, :1], 0.0)
+    if video_context is not None:
+        video = _with_prefix(video, video_context, 2)
+    if audio_context is not None:
+        audio = _with_prefix(audio, audio_context, -1)
     return video, audio
+
+
+CONTEXT_MODES = ("clean", "noised")
+
+
+def hold_context(x: torch.Tensor, prefix: torch.Tensor, noise: torch.Tensor, sigma: float, t: torch.Tensor,
+                 dim: int, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents `x` with their first frames (along `dim`) held to the clean `prefix`, and
+    the model's timestep for them: "clean" -> the prefix itself, t per frame [1, frames]
+    (0 on the prefix); "noised" -> the prefix noised to `sigma` with its frames of
+    `noise`, the scalar t."""
+    k = prefix.shape[dim]
+    if how == "noised":
+        return _with_prefix(x, add_noise(prefix, noise.narrow(dim, 0, k), sigma), dim), t
+    per_frame = t.reshape(1, 1).repeat(1, x.shape[dim])
+    per_frame[:, :k] = 0
+    return _with_prefix(x, prefix, dim), per_frame
+
+
+def _with_prefix(x: torch.Tensor, prefix: torch.Tensor, dim: int) -> torch.Tensor:
+    k = prefix.shape[dim]
+    return torch.cat([prefix.to(x.dtype), x.narrow(dim, k, x.shape[dim] - k)], dim=dim)
 
 
 class _GuidancePasses:
@@ -192,7 +254,7 @@ class _GuidancePasses:
 
     def _stacked_texts(self) -> dict | None:
         """{text, text_audio}: (cond, negative) of equal shapes, or None when they cannot be."""
-        config = self.model.config
+        config = getattr(self.model, "config", None)
         pairs = {}
         for key in ("text", "text_audio"):
             cond = self.cond[key] if self.cond[key] is not None else self.cond["text"]  # what the model reads
@@ -236,7 +298,12 @@ class _GuidancePasses:
 def _check_settings(steps, cfg_video, cfg_audio, fps) -> None:
     if int(steps) < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    for name, scale in (("cfg_video", cfg_video), ("cfg_audio", cfg_audio)):
+    scales = [("cfg_audio", cfg_audio)]
+    if isinstance(cfg_video, GuidanceSchedule):
+        scales += [("cfg_video", cfg_video.early), ("cfg_video (late)", cfg_video.late)]
+    else:
+        scales.append(("cfg_video", cfg_video))
+    for name, scale in scales:
         if not math.isfinite(scale):
             raise ValueError(f"{name} is {scale}; set a finite guidance scale (1 = none, typically 3 to 7)")
     if fps is not None and not (fps > 0 and math.isfinite(fps)):
@@ -258,10 +325,11 @@ class _Setup:
         self.video_role, self.audio_role = mode.video, mode.audio
         params = list(model.parameters()) if hasattr(model, "parameters") else []
         self.device = params[0].device if params else torch.device("cpu")
-        config = getattr(model, "config", None)
-        if config is None or not hasattr(config, "video_condition_channels"):
-            raise ValueError("the model needs a `config` with `video_condition_channels` (a JoVATransformer has one)")
-        self.config = config
+        hosting = getattr(model, "hosting", None)
+        if hosting is None:
+            raise ValueError("the model needs `hosting` (jova_core.model.hosted): load it with the JoVA Model Loader")
+        hosting.check_mode(mode_name)
+        self.hosting, self.config = hosting, getattr(model, "config", None)
 
         self.video_shape, self.video_given = self._modality(
             mode_name, "video", mode.video, video_shape, video_latents, (5,), "(B, C, F, H, W)"
@@ -272,7 +340,9 @@ class _Setup:
 
         self.condition = None  # the model's reference channels, when it has them
         self.held_first = None  # the reference latent frame to pin, when it has not
-        extra = config.video_condition_channels
+        channels = hosting.reference == "condition-channels"
+        self.held_clean = hosting.reference == "clean-first-frame"
+        extra = self.config.video_condition_channels if channels else 0
         if reference is None:
             if mode.reference == "required":
                 raise ValueError(f"mode {mode_name!r} needs `reference`: the reference image's video latent")
@@ -281,7 +351,7 @@ class _Setup:
             raise ValueError(f"mode {mode_name!r} takes no reference image{hint}")
         elif extra:
             self.condition = reference_condition(
-                reference.to(self.device, torch.float32), self.video_shape, extra, config.reference_frames
+                reference.to(self.device, torch.float32), self.video_shape, extra, self.config.reference_frames
             )
         else:
             self.held_first = first_frame_latent(reference.to(self.device, torch.float32), self.video_shape)
@@ -291,6 +361,30 @@ class _Setup:
             self.condition = torch.zeros(
                 self.video_shape[0], extra, *self.video_shape[2:], device=self.device, dtype=torch.float32
             )
+
+    def held_sigma(self, sigma: float) -> float:
+        """The noise level the pinned first frame carries at a step's `sigma`."""
+        return 0.0 if self.held_clean else sigma
+
+    def context(self, name: str, prefix: torch.Tensor | None, how: str) -> torch.Tensor | None:
+        """The checked clean prefix of a generated modality, on the device, batch-expanded."""
+        if prefix is None:
+            return None
+        if how not in CONTEXT_MODES:
+            raise ValueError(f"context must be one of {list(CONTEXT_MODES)}, got {how!r}")
+        role = self.video_role if name == "video" else self.audio_role
+        if role != GENERATE:
+            raise ValueError(f"{name}_context holds the start of a generated {name}; this mode does not generate {name}")
+        if name == "video" and self.held_first is not None:
+            raise ValueError("give either a reference image or video_context to a model without reference channels: "
+                             "both pin the first video frame")
+        shape = self.video_shape if name == "video" else self.audio_shape
+        dim = 2 if name == "video" else len(shape) - 1
+        fits = prefix.dim() == len(shape) and prefix.shape[0] in (1, shape[0]) and 1 <= prefix.shape[dim] < shape[dim]
+        if not fits or any(prefix.shape[i] != shape[i] for i in range(1, len(shape)) if i != dim):
+            raise ValueError(f"{name}_context must be the first k < {shape[dim]} latent frames of the {name} "
+                             f"{list(shape)} (same channels and size), got {list(prefix.shape)}")
+        return prefix.to(self.device, torch.float32).expand(shape[0], *prefix.shape[1:])
 
     def _modality(self, mode_name, name, role, shape, latents, ranks, layout):
         if role == ABSENT:
@@ -314,9 +408,8 @@ class _Setup:
             shape, given = tuple(int(n) for n in shape), None
         if len(shape) not in ranks:
             raise ValueError(f"{name} latents must be {layout}, got {shape}")
-        geometry = getattr(self.config, "geometry", None)
-        if geometry is not None:
-            what = f"{name}_latents" if role == GIVEN else f"{name} latents ({name}_shape)"
-            check = geometry.check_video_latents if name == "video" else geometry.check_audio_latents
-            check(shape, what)
+        geometry = self.hosting.geometry
+        what = f"{name}_latents" if role == GIVEN else f"{name} latents ({name}_shape)"
+        check = geometry.check_video_latents if name == "video" else geometry.check_audio_latents
+        check(shape, what)
         return shape, given

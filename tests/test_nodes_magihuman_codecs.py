@@ -1,17 +1,21 @@
-"""The Stable Audio Open VAE through the nodes (stand-ins): JoVA Audio Codec Loader picks the one
-file with no vocoder, JoVA Decode keeps its output stereo at 44.1 kHz, JoVA Mux writes an MP4
-with a stereo AAC stream."""
+"""MagiHuman's codecs and text encoder through the nodes (stand-ins): JoVA Audio Codec Loader picks
+the Stable Audio Open file with no vocoder, JoVA Decode keeps its output stereo at 44.1 kHz, JoVA
+Mux writes an MP4 with a stereo AAC stream; the core VAE with Wan2.2; JoVA T5Gemma Text Encoder
+under ComfyUI's model management, fed by JoVA Text Encode."""
+
+import shutil
 
 import torch
 from safetensors.torch import save_file
 from test_codecs_stable_audio import sat_state_dict, tiny_reference
 from test_nodes import _fresh_records, _probe, env, run_node  # noqa: F401  (fixtures)
+from test_text_t5gemma import folder  # noqa: F401  (fixture)
 
 
 def test_stable_audio_codec_stays_stereo_through_decode_and_mux(env):  # noqa: F811  (the fixture)
-    folder = env.base_dir / "models" / "jova_audio"
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(sat_state_dict(tiny_reference()), str(folder / "stable_audio_open.safetensors"))
+    audio_folder = env.base_dir / "models" / "jova_audio"
+    audio_folder.mkdir(parents=True, exist_ok=True)
+    save_file(sat_state_dict(tiny_reference()), str(audio_folder / "stable_audio_open.safetensors"))
     loaders = env.n.loaders
     codec = run_node(env.n.JoVAAudioCodecLoader, vae_name="stable_audio_open.safetensors",
                      vocoder_name=loaders.NO_VOCODER)[0]
@@ -68,3 +72,16 @@ def test_core_wan22_vae_gets_magihuman_normalisation(env):  # noqa: F811  (the f
     assert torch.allclose(latents, (vae.encode(frames[0]) - mean) / std, atol=1e-6)
     assert codec.decode(latents).shape == (1, 5, 32, 48, 3)
     assert torch.allclose(vae.raw, vae.encode(frames[0]), atol=1e-5)
+
+
+def test_t5gemma_loader_runs_under_model_management_and_feeds_text_encode(env, folder):  # noqa: F811  (fixtures)
+    target = env.base_dir / "models" / "text_encoders" / "t5gemma-9b-9b-ul2"
+    shutil.copytree(folder, target)
+    assert env.n.JoVAT5GemmaLoader.define_schema().inputs[0].options == ["t5gemma-9b-9b-ul2"]
+    encoder = run_node(env.n.JoVAT5GemmaLoader, folder="t5gemma-9b-9b-ul2")[0]
+    conditioning, prompt = run_node(env.n.JoVATextEncode, text_encoder=encoder, video_caption="w1 w2",
+                                    audio_caption="", transcript="").args
+    assert any(patcher is encoder.patcher for patcher, _ in env.comfy.model_management.loaded)
+    reference = env.core("text.t5gemma").T5GemmaTextEncoder(str(target), text_dim=None)
+    assert conditioning[0][0].shape == (1, 640, 32)
+    assert torch.equal(conditioning[0][0][0], reference.encode_one(prompt))
