@@ -1,8 +1,10 @@
 """Long clips with the CPU demo model: how visible the seams are, and time and memory per length.
 
-For each length, one process runs ``generate_demo(seconds=...)`` (jova_core.sampling.extend
-underneath) and reports its wall time, peak resident memory and, for extended clips, the
-seam ratios of jova_core.demo.seams (video frame-to-frame change, audio spectral flux and
+For each length, one process runs ``sample_demo(seconds=...)`` (jova_core.sampling.extend
+underneath) and writes the MP4 the way ``python -m jova_core demo --seconds`` does (decoded
+chunk by chunk into the file), and reports the wall time of both, the peak resident memory
+up to then (the memory that must stay flat with the length), and, from a whole decode made
+afterwards for measuring, for extended clips the seam ratios of jova_core.demo.seams (video frame-to-frame change, audio spectral flux and
 peak sample jump at the seams over elsewhere; 1 = a seam looks like any other moment).
 
 With --lip-sync, also the landmark lip-sync score (jova_core.lipsync.sync) of every 2 s
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,16 +55,19 @@ def lip_sync_windows(clip, window_seconds: float = 2.0, max_offset: int = 15) ->
 def one(seconds: float, seed: int, overlap: int, lip_sync: bool = False) -> dict:
     """Run in a fresh process: one clip, its time, peak memory and seam ratios."""
     from jova_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
-    from jova_core.demo import generate_demo, load_demo_model
+    from jova_core.demo import load_demo_model, sample_demo
     from jova_core.demo.seams import seam_positions, seam_ratios
 
     model = load_demo_model()
     start = time.perf_counter()
-    clip = generate_demo(seed=seed, model=model, seconds=seconds, overlap=overlap)
+    latents = sample_demo(seed=seed, model=model, seconds=seconds, overlap=overlap)
+    with tempfile.TemporaryDirectory() as folder:
+        frames, _ = latents.write_mp4(os.path.join(folder, "long.mp4"))
     elapsed = time.perf_counter() - start
-    row = {"seconds": seconds, "seed": seed, "overlap": overlap, "clip_seconds": clip.frames.shape[0] / clip.fps,
-           "chunks": len(clip.chunks), "wall_s": round(elapsed, 1),
+    row = {"seconds": seconds, "seed": seed, "overlap": overlap, "clip_seconds": frames / latents.fps,
+           "chunks": len(latents.chunks), "wall_s": round(elapsed, 1),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    clip = latents.decode()  # whole, for the measurements below (after the peak was read)
     if clip.chunks:
         stride, per_latent = DemoVideoCodec().temporal_stride, DemoAudioCodec().samples_per_latent
         video_seams, audio_seams = seam_positions(clip.chunks, stride, per_latent)

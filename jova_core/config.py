@@ -99,6 +99,13 @@ class JoVAConfig:
             raise ValueError(f"reference_frames must be 'first' or 'every', got {self.reference_frames!r}")
         if self.audio_rope not in ("aligned", "javisdit"):
             raise ValueError(f"audio_rope must be 'aligned' or 'javisdit', got {self.audio_rope!r}")
+        reference = self.video_in_channels + self.video_temporal_stride  # latent + one mask channel per pixel frame
+        if self.video_condition_channels not in (0, reference):
+            raise ValueError(
+                f"video_condition_channels must be 0 (no reference image) or {reference} "
+                f"({self.video_in_channels} latent + {self.video_temporal_stride} mask channels), "
+                f"got {self.video_condition_channels}"
+            )
 
     @property
     def head_dim(self) -> int:

@@ -124,9 +124,9 @@ def identify(keys: list[str], metadata: dict[str, str] | None = None) -> FileKin
     if is_javisdit(set(bare)):
         return FileKind("javisdit", "a JavisDiT++ transformer")
     if is_magihuman_keys(set(bare)):
-        # Its base, distill and super-resolution DiTs share these keys; the SR DiTs are not run.
-        return FileKind("magihuman", "a daVinci-MagiHuman DiT (base or distill; its super-resolution DiTs "
-                        "share these keys and are not run)")
+        # Its base, distill and super-resolution DiTs share these keys; the loader tells them
+        # apart by the release folder and refuses the SR DiTs (jova_core.checkpoint).
+        return FileKind("magihuman", "a daVinci-MagiHuman DiT (base, distill or super-resolution: they share these keys)")
     layout = wan_layout(set(bare))
     if layout:
         if "img_emb.proj.0.weight" in bare or "condition_embedder.image_embedder.norm1.weight" in bare:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import comfy.model_management
+import comfy.utils
 import torch
 from comfy_api.latest import io
 
+from ..jova_core.codecs.chunked import collect_chunks
 from ..jova_core.latent import JoVALatent
 from .codecs import on_device, pick_video_codec
 from .types import CATEGORY, JoVAAudioCodec, JoVAVideoCodec
@@ -39,11 +41,24 @@ class JoVADecode(io.ComfyNode):
         clip = JoVALatent.from_dict(latent, "connect the JoVA Sampler's output")
         fps, frames = clip.fps, clip.frames
         device = comfy.model_management.get_torch_device()
+        # IMAGE and AUDIO hold the whole clip (on the CPU); the decoders run chunk by chunk
+        # (codecs' decode_chunks), so device memory stays flat with the clip's length.
+        bar = comfy.utils.ProgressBar(200)  # video 0..100, audio 100..200
+
+        def on_chunk(done: int, total: int, stage: int) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            bar.update_absolute(100 * stage + round(100 * done / total), 200)
+
         if clip.video_absent:
             images = torch.zeros(frames, clip.height, clip.width, 3)
         else:
             with on_device(pick_video_codec(vae, video_codec)) as codec:
-                clips = codec.decode(clip.video.to(device), tiled=tiled).float().cpu()  # [B, T, H, W, 3]
+                latents = clip.video.to(device)
+                if tiled:  # spatial tiles (the codec's own), whole clip at once
+                    clips = codec.decode(latents, tiled=True).float().cpu()  # [B, T, H, W, 3]
+                else:
+                    length = codec.num_frames(latents.shape[2])
+                    clips = collect_chunks(codec.decode_chunks(latents), length, 1, lambda n: on_chunk(n, length, 0))
             images = clips[:, :frames].reshape(-1, *clips.shape[2:]).clamp(0, 1)
         seconds = clip.seconds
         if clip.audio_absent:
@@ -52,7 +67,10 @@ class JoVADecode(io.ComfyNode):
             if audio_codec is None:
                 raise ValueError("the latent has audio: connect 'audio_codec' (JoVA Audio Codec Loader)")
             with on_device(audio_codec):
-                waveform = audio_codec.decode(clip.audio.to(device)).float().cpu()  # [B, 1 or 2, N]
+                latents = clip.audio.to(device)
+                length = audio_codec.num_samples(latents.shape[-1])
+                waveform = collect_chunks(audio_codec.decode_chunks(latents), length, -1,
+                                          lambda n: on_chunk(n, length, 1))  # [B, 1 or 2, N]
             rate = int(audio_codec.decoded_sample_rate)
             audio = {"waveform": waveform[..., : round(seconds * rate)], "sample_rate": rate}
         return io.NodeOutput(images, audio, fps)

@@ -9,8 +9,10 @@ from fractions import Fraction
 import folder_paths
 from comfy_api.latest import InputImpl, Types, io, ui
 
-from ..jova_core.io import write_mp4
+from ..jova_core.io import write_mp4_chunks
 from .types import CATEGORY
+
+MUX_CHUNK_FRAMES = 32  # frames converted to 8 bits and piped to ffmpeg at a time
 
 
 def trim_audio(audio: dict, seconds: float) -> dict:
@@ -71,8 +73,10 @@ class JoVAMux(io.ComfyNode):
         if not save_mp4:
             return io.NodeOutput(video)
         path, subfolder, name = next_free_path(folder_paths.get_output_directory(), filename_prefix)
-        # write_mp4 refuses an existing file, so a name taken meanwhile fails instead of overwriting.
-        write_mp4(path, images, fps, None if audio is None else audio["waveform"][0],
-                  None if audio is None else audio["sample_rate"])
+        # Refuses an existing file, so a name taken meanwhile fails instead of overwriting. Frames go
+        # to ffmpeg a chunk at a time, so no whole-clip 8-bit copy is made beside the IMAGE.
+        write_mp4_chunks(path, images.split(MUX_CHUNK_FRAMES), images.shape[0], fps,
+                         None if audio is None else [audio["waveform"][0]],
+                         None if audio is None else audio["sample_rate"])
         saved = ui.SavedResult(name, subfolder, io.FolderType.output)
         return io.NodeOutput(video, ui=ui.PreviewVideo([saved]))

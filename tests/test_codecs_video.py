@@ -108,3 +108,16 @@ def test_bad_inputs_say_what_to_do(tmp_path):
 def test_valid_video_size():
     assert valid_video_size(50, 250, 300) == (49, 256, 304)
     assert valid_video_size(1, 3, 3) == (1, 16, 16)
+
+
+def test_chunked_decode_carries_the_causal_cache(tmp_path):
+    """decode_chunks hands out the frames of decode() (diffusers' whole loop) chunk by chunk."""
+    path, _ = tiny_original_file(tmp_path, ".safetensors")
+    codec = load_video_codec(path)
+    latents = torch.randn(1, 16, 5, 4, 6, generator=torch.Generator().manual_seed(1))
+    whole = codec.decode(latents)
+    for chunk in (1, 2, 5):
+        pieces = list(codec.decode_chunks(latents, chunk))
+        assert [p.shape[1] for p in pieces][:1] == [1 + 4 * (min(chunk, 5) - 1)]
+        torch.testing.assert_close(torch.cat(pieces, dim=1), whole, rtol=0, atol=1e-6)
+    assert codec.vae._feat_map == [None] * len(codec.vae._feat_map)  # the cache is not left behind

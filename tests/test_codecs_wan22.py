@@ -151,3 +151,15 @@ def test_identify_names_a_wan22_file_as_a_wan_vae():
     state, _ = tiny_wan22()
     kind = identify(list(state))
     assert kind.name == "wan-vae" and "Wan2.2" in kind.description
+
+
+def test_wan22_chunked_decode_unpatchifies_each_chunk(tmp_path):
+    state, _ = tiny_wan22()
+    path = tmp_path / "Wan2.2_VAE.safetensors"
+    save_file(state, str(path))
+    codec = load_video_codec(str(path))
+    latents = torch.randn(1, 48, 4, 2, 3, generator=torch.Generator().manual_seed(2))
+    whole = codec.decode(latents)
+    chunked = torch.cat(list(codec.decode_chunks(latents, 3)), dim=1)
+    assert chunked.shape == whole.shape == (1, 13, 32, 48, 3)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)

@@ -470,3 +470,14 @@ def test_core_vae_of_another_family_is_named(env):
         env.n.codecs.CoreVAEVideoCodec(fake_vae(4, 1, 8))
     message = one_line(error)
     assert "4 latent channels, 1x temporal and 8x spatial" in message and "Wan2.1 VAE (16 channels" in message
+
+
+def test_reference_mask_channels_follow_the_temporal_stride():
+    """A reference image's condition is the latent plus one mask channel per pixel frame of a
+    latent frame: 16 + 4 for Wan2.1-latent models, 48 + 4 for Wan2.2 latents; anything else
+    is refused when the config is made, not at the first i2va step."""
+    assert JoVAConfig(video_condition_channels=20).video_condition_channels == 20
+    assert JoVAConfig(video_in_channels=48, video_out_channels=48, video_spatial_stride=16,
+                      video_condition_channels=52).video_condition_channels == 52
+    with pytest.raises(ValueError, match=r"0 \(no reference image\) or 20 \(16 latent \+ 4 mask channels\), got 24"):
+        JoVAConfig(video_condition_channels=24)

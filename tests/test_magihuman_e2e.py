@@ -260,3 +260,20 @@ def test_distilled_settings_and_the_renoise_step_against_a_restatement(tmp_path)
             x_audio = (1 - after) * x0_audio + after * torch.randn(x_audio.shape, generator=generator)
     torch.testing.assert_close(video, x_video)
     torch.testing.assert_close(audio, x_audio)
+
+
+@pytest.mark.parametrize("where", ["540p_sr/model.safetensors", "1080p_sr/model.safetensors", "magihuman_1080p_sr.safetensors"])
+def test_super_resolution_dit_is_named_not_run_as_a_base_model(tmp_path, where):
+    """The super-resolution DiTs share the base DiT's keys; run as a base model they would
+    silently make a wrong clip, so their release folder (or file name) gets them refused."""
+    from jova_core.checkpoint import load_transformer
+
+    path = tmp_path / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()}, str(path))
+    with pytest.raises(ValueError, match=r"super-resolution DiT \((540p|1080p)_sr/\).*pick one of those"):
+        load_transformer(str(path))
+    base = tmp_path / "base" / "model.safetensors"
+    base.parent.mkdir()
+    shutil.copy(path, base)
+    assert type(load_transformer(str(base))).__name__ == "MagiHumanTransformer"

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.lip_sync_seeds:
         return _report_lip_sync(args)
 
-    from ..demo.generate import generate_demo
+    from ..codecs.demo import DemoAudioCodec
+    from ..demo.generate import sample_demo
     from ..io import write_mp4
 
     bar = None
@@ -91,15 +92,21 @@ def run(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        clip = generate_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=step,
-                             joint_only=args.joint_only, seconds=args.seconds, overlap=args.overlap)
+        latents = sample_demo(args.transcript, args.seed, args.steps, args.checkpoint, callback=step,
+                              joint_only=args.joint_only, seconds=args.seconds, overlap=args.overlap)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:
             bar.close()
-    write_mp4(args.out, clip.frames, clip.fps, clip.waveform, clip.sample_rate, overwrite=args.overwrite)
-    print(f"wrote {args.out}: {clip.frames.shape[0]} frames at {clip.fps:g} fps, "
-          f"{clip.waveform.shape[-1] / clip.sample_rate:.2f} s of audio; prompt: {clip.prompt}")
+    if args.seconds is None:  # the published 2 s clip, decoded whole as it always was
+        clip = latents.decode()
+        write_mp4(args.out, clip.frames, clip.fps, clip.waveform, clip.sample_rate, overwrite=args.overwrite)
+        frames, seconds = clip.frames.shape[0], clip.waveform.shape[-1] / clip.sample_rate
+    else:  # decoded chunk by chunk into the file: memory stays flat with the length
+        frames, samples = latents.write_mp4(args.out, overwrite=args.overwrite)
+        seconds = samples / DemoAudioCodec().decoded_sample_rate
+    print(f"wrote {args.out}: {frames} frames at {latents.fps:g} fps, {seconds:.2f} s of audio; "
+          f"prompt: {latents.prompt}")
     return 0

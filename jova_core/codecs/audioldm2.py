@@ -151,6 +151,9 @@ class AudioLDM2Codec(ModuleCodec, AudioCodec):
     networks = ("vae", "vocoder")
     float32_modules = ("mel",)
 
+    # No decode_chunks margin: the VAE decoder's GroupNorm and mid-block attention see the
+    # whole clip, so a window decodes differently; long clips are decoded whole.
+
     def __init__(self, vae: AutoencoderKL, vocoder: SpeechT5HifiGan):
         if vae.config.in_channels != 1 or vae.config.out_channels != 1:
             raise ValueError(

@@ -10,10 +10,12 @@ video latents [B, C, 1 + (T-1)/stride_t, H/stride, W/stride], audio latents [B, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Iterator
 
 import torch
 import torchaudio.functional as AF
 
+from .chunked import crossfaded_chunks
 from ..geometry import WAN21_VAE, AudioLatentGeometry, VideoLatentGeometry, valid_num_frames, valid_video_size
 
 __all__ = ["AudioCodec", "ModuleCodec", "VideoCodec", "valid_num_frames", "valid_video_size"]
@@ -66,6 +68,14 @@ class VideoCodec(ABC):
 
     @abstractmethod
     def decode(self, latents: torch.Tensor, tiled: bool = False) -> torch.Tensor: ...
+
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 8) -> Iterator[torch.Tensor]:
+        """decode() as consecutive frame chunks [B, t, H, W, 3] whose concatenation is the
+        whole decode, so a long clip can be written without holding its frames. Codecs
+        that can decode a latent window on its own override this; here the whole clip is
+        decoded and handed out in pieces (memory is not flat)."""
+        frames = self.decode(latents)
+        yield from frames.split(self.temporal_stride * chunk_latents, dim=1)
 
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         self.check_size(num_frames, height, width)
@@ -129,6 +139,24 @@ class AudioCodec(ABC):
 
     @abstractmethod
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+    # Latent frames of context each side of a window for decode_chunks: set by codecs whose
+    # decoder only sees nearby latents (convolutions, no whole-clip norm or attention).
+    chunk_margin_latents: int | None = None
+
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 64) -> Iterator[torch.Tensor]:
+        """decode() as consecutive waveform chunks [B, C, n], for writing a long clip
+        without holding its sound. With chunk_margin_latents set, windows of
+        `chunk_latents` are decoded with that much context and crossfaded over one latent
+        frame's samples (codecs.chunked); otherwise the whole clip is decoded and handed
+        out in pieces (memory is not flat)."""
+        latents = self.check_latents(latents)
+        per_latent = self.num_samples(1)
+        if self.chunk_margin_latents is None:
+            yield from self.decode(latents).split(per_latent * chunk_latents, dim=-1)
+            return
+        yield from crossfaded_chunks(self.decode, latents, per_latent, chunk_latents, self.chunk_margin_latents,
+                                     per_latent)
 
     @property
     def samples_per_latent(self) -> int:

@@ -22,6 +22,7 @@ DemoAudioCodec (like MMAudio 16k: 20 channels at 31.25 Hz)
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -107,9 +108,22 @@ class DemoVideoCodec(VideoCodec):
         rgb = torch.einsum("ij,bjhw->bihw", self.ycbcr_to_rgb, ycbcr).clamp(0.0, 1.0)
         return rgb.reshape(batch, -1, 3, *rgb.shape[2:]).permute(0, 1, 3, 4, 2).contiguous()
 
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 8) -> Iterator[torch.Tensor]:
+        """Exactly decode()'s frames, `chunk_latents` latent frames' worth at a time: pixel
+        frames 4k .. 4k+3 interpolate latent frames k and k+1 only, so each window is decoded
+        with the next latent frame and its last interpolation point dropped."""
+        self.check_latents(latents)
+        total = latents.shape[2]
+        for start in range(0, total, chunk_latents):
+            stop = min(start + chunk_latents, total)
+            frames = self.decode(latents[:, :, start:min(stop + 1, total)])
+            yield frames if stop == total else frames[:, : (stop - start) * self.temporal_stride]
+
 
 class DemoAudioCodec(AudioCodec):
     geometry = MMAUDIO_16K
+    # decode_chunks: Griffin-Lim finds each window's phase with 0.26 s of context each side.
+    chunk_margin_latents = 8
 
     def __init__(self):
         self.mel = MelFrontEnd(MEL_16K)

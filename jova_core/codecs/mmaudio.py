@@ -24,6 +24,10 @@ class MMAudioCodec(ModuleCodec, AudioCodec):
     networks = ("vae", "vocoder")
     float32_modules = ("mel",)
 
+    # decode_chunks: the VAE decoder and BigVGAN are convolutional; 0.5 s of context each
+    # side leaves a tiny random pair within 1e-4 of the whole decode (tests/test_chunked_decode.py).
+    chunk_margin_latents = 16
+
     def __init__(self, vae: MMAudioVAE, vocoder: LTX2Vocoder, mel: MelConfig):
         vocoder_mels = vocoder.config.in_channels
         if vocoder_mels != mel.n_mels or vocoder.total_upsample_factor != mel.hop_length:

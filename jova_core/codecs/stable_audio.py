@@ -131,6 +131,10 @@ class StableAudioCodec(ModuleCodec, AudioCodec):
 
     geometry = STABLE_AUDIO_OPEN
 
+    # decode_chunks: Oobleck's decoder is convolutional and the 51.2 -> 44.1 kHz resampler a
+    # short sinc; 0.64 s of context each side decodes a tiny random VAE to float rounding.
+    chunk_margin_latents = 16
+
     def __init__(self, vae: AutoencoderOobleck, sample_posterior: bool = True):
         stride = math.prod(vae.config.downsampling_ratios)
         found = (vae.config.decoder_input_channels, vae.config.audio_channels, stride)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Iterator
 
 import torch
 from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
 from ..geometry import VIDEO_GEOMETRIES, VideoLatentGeometry
@@ -154,6 +156,33 @@ class WanVideoCodec(ModuleCodec, VideoCodec):
         finally:
             self.vae.use_tiling = previous
         return ((pixels.float().clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 4, 1)  # [B,T,H,W,3]
+
+    @torch.no_grad()
+    def decode_chunks(self, latents: torch.Tensor, chunk_latents: int = 8) -> Iterator[torch.Tensor]:
+        """decode() (untiled) `chunk_latents` latent frames at a time. Wan's decoder is causal
+        over latent frames: diffusers' AutoencoderKLWan._decode feeds them one by one,
+        carrying each causal conv's last inputs in a feature cache; this runs the same loop
+        (the cache lives in the VAE's _feat_map / _conv_idx, diffusers 0.3x-0.4x) and hands
+        out the frames of each chunk as they are made, so only the cache and one chunk are
+        held. The frames equal decode()'s to float rounding (tests/test_codecs_video.py)."""
+        self.check_latents(latents)
+        vae = self.vae
+        z = latents.float() * self.latents_std.to(latents.device) + self.latents_mean.to(latents.device)
+        z = z.to(self.device, self.dtype)
+        vae.clear_cache()
+        try:
+            for start in range(0, z.shape[2], chunk_latents):
+                pieces = []
+                for i in range(start, min(start + chunk_latents, z.shape[2])):
+                    vae._conv_idx = [0]
+                    x = vae.post_quant_conv(z[:, :, i:i + 1])
+                    pieces.append(vae.decoder(x, feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0))
+                pixels = torch.cat(pieces, dim=2)
+                if vae.config.patch_size is not None:
+                    pixels = unpatchify(pixels, patch_size=vae.config.patch_size)
+                yield ((pixels.float().clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 4, 1)  # [B,t,H,W,3]
+        finally:
+            vae.clear_cache()
 
 
 def load_wan_video_codec(path: str, dtype=None, device="cpu") -> WanVideoCodec:

@@ -36,7 +36,49 @@ def demo_prompt(transcript: str, settings: DemoSettings) -> str:
     return format_prompt(settings.video_caption, settings.audio_caption.replace("{syllables}", str(count)), transcript)
 
 
-def generate_demo(
+@dataclass
+class DemoLatents:
+    """A sampled demo clip before decoding: JoVA latents (video [1,16,T,h,w], audio
+    [1,20,T_a]) and what DemoClip carries besides its frames and sound."""
+
+    video: torch.Tensor
+    audio: torch.Tensor
+    fps: float
+    prompt: str
+    chunks: tuple = ()
+
+    def decode(self) -> DemoClip:
+        """The whole clip decoded at once (what the 2 s demo MP4 is made of)."""
+        from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
+
+        audio_codec = DemoAudioCodec()
+        with torch.no_grad():
+            frames = DemoVideoCodec().decode(self.video)[0]
+            waveform = audio_codec.decode(self.audio)[0]
+        return DemoClip(frames=frames, waveform=waveform, fps=self.fps, sample_rate=audio_codec.decoded_sample_rate,
+                        prompt=self.prompt, chunks=self.chunks)
+
+    def write_mp4(self, path: str, overwrite: bool = False) -> tuple[int, int]:
+        """Decode chunk by chunk straight into an MP4 (io.write_mp4_chunks), so memory does
+        not grow with the clip's length. Returns (frames, audio samples) written."""
+        from ..codecs.demo import DemoAudioCodec, DemoVideoCodec
+        from ..io import write_mp4_chunks
+
+        video_codec, audio_codec = DemoVideoCodec(), DemoAudioCodec()
+        num_frames = video_codec.num_frames(self.video.shape[2])
+        rate = audio_codec.decoded_sample_rate
+        with torch.no_grad():
+            write_mp4_chunks(path, (chunk[0] for chunk in video_codec.decode_chunks(self.video)), num_frames, self.fps,
+                             (chunk[0] for chunk in audio_codec.decode_chunks(self.audio)), rate, overwrite=overwrite)
+        return num_frames, round(num_frames / self.fps * rate)
+
+
+def generate_demo(*args, **kwargs) -> DemoClip:
+    """sample_demo (same arguments), decoded whole."""
+    return sample_demo(*args, **kwargs).decode()
+
+
+def sample_demo(
     transcript: str = DEFAULT_TRANSCRIPT,
     seed: int = 0,
     steps: int | None = None,
@@ -47,8 +89,8 @@ def generate_demo(
     seconds: float | None = None,
     overlap: int = 1,
     batch_guidance: bool = False,
-) -> DemoClip:
-    """One demo clip: text -> joint sampling (then, if the model's settings ask for it,
+) -> DemoLatents:
+    """One demo clip's latents: text -> joint sampling (then, if the model's settings ask for it,
     an audio-driven video pass) -> demo codecs. callback: see sampling.sample; its
     StepInfo counts the steps of both passes (DemoSettings.sampling_steps). joint_only
     skips the audio-driven pass (for comparisons). seconds: a longer clip, extended chunk
@@ -109,7 +151,4 @@ def generate_demo(
             clip = extend(model, clip, seconds, overlap=overlap, audio_driven_pass=settings.audio_driven_pass,
                           callback=counting_from(first), **common)
             video, audio = clip.video, clip.audio
-        frames = video_codec.decode(video)[0]
-        waveform = audio_codec.decode(audio)[0]
-    return DemoClip(frames=frames, waveform=waveform, fps=settings.fps, sample_rate=audio_codec.decoded_sample_rate,
-                    prompt=prompt, chunks=chunks)
+    return DemoLatents(video=video, audio=audio, fps=settings.fps, prompt=prompt, chunks=chunks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 from contextlib import ExitStack
+from typing import Iterable
 
 import imageio_ffmpeg
 import numpy as np
@@ -63,18 +64,49 @@ def channel_mask(channels: int) -> int:
     return MONO_MASK if channels == 1 else (1 << channels) - 1
 
 
-def write_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
-    """samples [N, C] float -1..1 -> 16-bit PCM WAV that states its channel layout
+def wav_header(channels: int, sample_rate: int, num_samples: int) -> bytes:
+    """The header of a 16-bit PCM WAV of `num_samples` frames that states its channel layout
     (WAVE_FORMAT_EXTENSIBLE), so ffmpeg reads it without "Guessed Channel Layout"."""
-    channels = samples.shape[1]
-    data = (samples * 32767.0).round().astype("<i2").tobytes()
     block = 2 * channels
+    data_size = num_samples * block
     fmt = struct.pack("<HHIIHHHHI16s", 0xFFFE, channels, int(sample_rate), int(sample_rate) * block, block, 16,
                       22, 16, channel_mask(channels), PCM_SUBFORMAT)
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + data_size) + b"WAVE"
+            + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_size))
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """samples [N, C] float -1..1 -> interleaved little-endian 16-bit PCM."""
+    return (samples * 32767.0).round().astype("<i2").tobytes()
+
+
+def write_wav(path: str, samples: np.ndarray, sample_rate: int) -> None:
+    """samples [N, C] float -1..1 -> 16-bit PCM WAV (wav_header)."""
     with open(path, "wb") as f:
-        f.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE")
-        f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt)
-        f.write(b"data" + struct.pack("<I", len(data)) + data)
+        f.write(wav_header(samples.shape[1], sample_rate, samples.shape[0]))
+        f.write(pcm16(samples))
+
+
+def write_wav_chunks(path: str, chunks: Iterable, sample_rate: int, num_samples: int) -> int:
+    """Waveform chunks ([C,N] / [N] / [1,C,N], consecutive in time) -> a 16-bit PCM WAV of
+    exactly `num_samples` frames (trimmed, or zero-padded at the end), written as they come,
+    so the whole waveform is never held. Returns the channel count."""
+    channels, written = None, 0
+    with open(path, "wb") as f:
+        for chunk in chunks:
+            samples = fit_audio(chunk, chunk.shape[-1])  # [n, C]
+            if channels is None:
+                channels = samples.shape[1]
+                f.write(wav_header(channels, sample_rate, num_samples))
+            elif samples.shape[1] != channels:
+                raise ValueError(f"a waveform chunk has {samples.shape[1]} channels, the first had {channels}")
+            samples = samples[: num_samples - written]
+            f.write(pcm16(samples))
+            written += samples.shape[0]
+        if channels is None:
+            raise ValueError("no waveform chunks to write")
+        f.write(bytes(2 * channels * (num_samples - written)))
+    return channels
 
 
 def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | None = None,
@@ -86,29 +118,52 @@ def write_mp4(path: str, frames, fps: float, waveform=None, sample_rate: int | N
     is never replaced unless overwrite=True; the file appears only once complete (see
     jova_core.files). Returns `path`.
     """
+    video = to_uint8_frames(frames)
+    return write_mp4_chunks(path, [video], video.shape[0], fps, None if waveform is None else [waveform],
+                            sample_rate, overwrite, crf)
+
+
+def write_mp4_chunks(path: str, frame_chunks: Iterable, num_frames: int, fps: float, waveform_chunks=None,
+                     sample_rate: int | None = None, overwrite: bool = False, crf: int = DEFAULT_CRF) -> str:
+    """write_mp4 from chunks, for clips too long to hold decoded: `frame_chunks` yields
+    consecutive frames [t,H,W,3] (or [1,t,H,W,3]) that are piped to ffmpeg as they come;
+    `waveform_chunks` (optional) yields consecutive [C,n] pieces, written to the temporary
+    WAV as they come (ffmpeg reads the sound from the start, so it is taken first). The
+    clip has `num_frames` frames (a different count is refused) and its sound lasts
+    num_frames / fps. Returns `path`."""
     check_mp4_name(path)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    if waveform is not None and not sample_rate:
+    if waveform_chunks is not None and not sample_rate:
         raise ValueError("a waveform needs its sample_rate")
-    video = pad_to_even(to_uint8_frames(frames))
-    num_frames, height, width, _ = video.shape
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with atomic_output(path, overwrite) as partial, ExitStack() as temporary:
         audio_path, bitrate = None, MAX_AUDIO_BITRATE
-        if waveform is not None:
-            audio = fit_audio(waveform, round(num_frames / fps * sample_rate))  # [N, C]
-            bitrate = aac_bitrate(sample_rate, audio.shape[1])
+        if waveform_chunks is not None:
             audio_path = temporary.enter_context(partial_file(directory, "audio.wav"))
-            write_wav(audio_path, audio, sample_rate)
-        writer = imageio_ffmpeg.write_frames(
-            partial, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-            macro_block_size=1, audio_path=audio_path, audio_codec="aac" if audio_path else None,
-            output_params=["-crf", str(crf), "-b:a", str(bitrate), "-movflags", "+faststart"],
-        )
-        writer.send(None)
-        for frame in video:
-            writer.send(frame.tobytes())
+            channels = write_wav_chunks(audio_path, waveform_chunks, sample_rate, round(num_frames / fps * sample_rate))
+            bitrate = aac_bitrate(sample_rate, channels)
+        writer, sent = None, 0
+        for chunk in frame_chunks:
+            video = pad_to_even(to_uint8_frames(chunk))
+            if writer is None:
+                height, width = video.shape[1:3]
+                writer = imageio_ffmpeg.write_frames(
+                    partial, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+                    macro_block_size=1, audio_path=audio_path, audio_codec="aac" if audio_path else None,
+                    output_params=["-crf", str(crf), "-b:a", str(bitrate), "-movflags", "+faststart"],
+                )
+                writer.send(None)
+            elif video.shape[1:3] != (height, width):
+                writer.close()
+                raise ValueError(f"a frame chunk is {video.shape[2]}x{video.shape[1]}, the first was {width}x{height}")
+            for frame in video:
+                writer.send(frame.tobytes())
+            sent += video.shape[0]
+        if writer is None:
+            raise ValueError("no frames to write")
         writer.close()
+        if sent != num_frames:
+            raise ValueError(f"{sent} frames came for a clip of {num_frames}")
     return path

@@ -59,14 +59,31 @@ def plan_chunks(video_frames: int, audio_frames: int, target_video_frames: int, 
         seconds_at_start = start * temporal_stride / fps
         # At least one audio latent frame is held, even where the held video spans less.
         audio_start = min(round(seconds_at_start * audio_rate), audio_frames - 1)
-        pixels = (start + length - 1) * temporal_stride + 1
-        audio_end = math.floor(pixels / fps * audio_rate + 1e-6) // audio_patch * audio_patch
+        audio_end = clip_audio_frames(start + length, fps, temporal_stride, audio_rate, audio_patch)
         if not 0 <= audio_start < audio_frames < audio_end:
             raise ValueError(f"the audio ({audio_frames} latent frames) does not cover the clip's video: "
                              "give a latent whose sound is as long as its video (JoVA Empty Latent makes them so)")
         chunks.append(Chunk(start, length, overlap, audio_start, audio_end - audio_start, audio_frames - audio_start))
         video_frames, audio_frames = start + length, audio_end
     return chunks
+
+
+def clip_audio_frames(video_frames: int, fps: float, temporal_stride: int, audio_rate: float, audio_patch: int) -> int:
+    """Audio latent frames of the seconds that `video_frames` video latent frames span from
+    a clip's start (their (video_frames - 1) * temporal_stride + 1 pixel frames), as the
+    audio encoder counts them: whole latent frames, cut to whole patches."""
+    pixels = (video_frames - 1) * temporal_stride + 1
+    return math.floor(pixels / fps * audio_rate + 1e-6) // audio_patch * audio_patch
+
+
+def context_audio_frames(video_held: int, fps: float, temporal_stride: int, audio_rate: float,
+                         audio_patch: int) -> int:
+    """Audio latent frames held with the first `video_held` video latent frames of a clip:
+    those of the same seconds (the audio that plan_chunks holds when a chunk starts at the
+    clip's start; later chunks hold within one latent frame of it, as their audio start is
+    rounded to the nearest frame), at least one. The trainer's clean_context_probability
+    holds these, so the model learns what ``extend`` with context "clean" asks of it."""
+    return max(1, clip_audio_frames(video_held, fps, temporal_stride, audio_rate, audio_patch))
 
 
 def plan_extension(geometry, latent: JoVALatent, seconds: float, overlap: int = 1,
@@ -118,7 +135,8 @@ def extend(
         channels; it conditions every chunk (identity). Models without them take none
         here: the held frames already fix the start of each chunk.
     context: how the held frames are held ("noised": the fallback any model takes;
-        "clean": t = 0 per frame, for models trained with clean context). See sampler.py.
+        "clean": t = 0 per frame, for models trained with clean context, as the recipe's
+        clean_context_probability trains them). See sampler.py.
     audio_driven_pass: after each chunk's joint pass, regenerate its video with its audio
         held clean ("a2v"), as the demo model's settings ask.
     seed: chunk i draws its noise with seed + 1 + i (the clip given was made with `seed`).

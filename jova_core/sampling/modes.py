@@ -51,11 +51,6 @@ MODES: dict[str, Mode] = {
     "t2a": Mode(ABSENT, GENERATE, "refused"),
 }
 
-# Channels of the reference mask: one per pixel frame in a latent frame (Wan's 4x
-# temporal stride), all ones on the reference's latent frame.
-REFERENCE_MASK_CHANNELS = 4
-
-
 def get_mode(name: str) -> Mode:
     if name not in MODES:
         raise ValueError(f"unknown mode {name!r}; choose one of {list(MODES)}")
@@ -87,15 +82,15 @@ def reference_condition(
     """The model's extra input channels [B, condition_channels, F, H, W] for a reference.
 
     Channels: [first-frame latent on frame 0 and zeros on later frames (frames="first"),
-    or on every frame (frames="every"); 4-channel mask, ones on frame 0].
-    condition_channels must be the latent channels + 4; `frames` is the model's
-    config.reference_frames.
+    or on every frame (frames="every"); mask, ones on frame 0]. The mask takes the model's
+    remaining condition channels: one per pixel frame in a latent frame, i.e. the video VAE's
+    temporal stride (4 for Wan). `frames` is the model's config.reference_frames.
     """
     b, c, f, h, w = video_shape
-    if condition_channels != c + REFERENCE_MASK_CHANNELS:
+    if condition_channels <= c:
         raise ValueError(
-            f"the model has {condition_channels} video condition channels; a reference needs "
-            f"{c} latent + {REFERENCE_MASK_CHANNELS} mask channels = {c + REFERENCE_MASK_CHANNELS}"
+            f"the model has {condition_channels} video condition channels; a reference needs the "
+            f"{c} latent channels plus its mask channels: this model was not made for a reference image"
         )
     first = first_frame_latent(reference, video_shape)
     condition = first.new_zeros(b, condition_channels, f, h, w)

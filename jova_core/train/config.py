@@ -71,6 +71,15 @@ class TrainConfig:
     # clean, as the sampler's "a2v" / "v2a" modes give it; the other modality is noised.
     clean_audio_probability: float = 0.0
     clean_video_probability: float = 0.0
+    # Fraction of samples that continue a clip: their first clean_context_frames video
+    # latent frames and the audio latents of the same seconds (sampling.extend's
+    # context_audio_frames) are given exactly clean, at t = 0 through the model's
+    # per-frame timesteps and with no loss on them, and the rest is noised as usual: what
+    # `extend` with context "clean" asks of the model. Drawn on its own: with clean audio
+    # it is extend's audio-driven pass (a2v with held video frames). clean_context_frames
+    # must be fewer than the clips' video latent frames.
+    clean_context_probability: float = 0.0
+    clean_context_frames: int = 1
 
     # -- optimisation ----------------------------------------------------------------
     steps: int = 1000
@@ -127,6 +136,11 @@ class TrainConfig:
         clean = (self.clean_audio_probability, self.clean_video_probability)
         if min(clean) < 0.0 or sum(clean) > 1.0:
             raise ValueError("clean_audio_probability and clean_video_probability must be >= 0 and sum to <= 1")
+        if not 0.0 <= self.clean_context_probability <= 1.0:
+            raise ValueError(f"clean_context_probability must be in [0, 1], got {self.clean_context_probability}")
+        if self.clean_context_frames < 1:
+            raise ValueError(f"clean_context_frames must be >= 1 video latent frame held clean, got "
+                             f"{self.clean_context_frames}")
 
     @classmethod
     def from_file(cls, path: str, **overrides) -> "TrainConfig":

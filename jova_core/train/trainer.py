@@ -180,6 +180,7 @@ def train(
         noise = draw_noise(
             batch, [sample_seed(cfg.seed, step, p) for p in mine], cfg.shift, cfg.caption_dropout,
             cfg.reference_probability, cfg.clean_audio_probability, cfg.clean_video_probability,
+            cfg.clean_context_probability, cfg.clean_context_frames,
         )
         with torch.autocast(accelerator.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss_v, loss_a = flow_losses(model, batch, noise, cfg.mouth_weight)
