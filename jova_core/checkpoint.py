@@ -26,6 +26,7 @@ from .convert.lora import merge_peft_lora, split_peft_wrapping
 from .defaults import GenerationDefaults
 from .files import atomic_output, check_writable
 from .identify import FileKind, identify
+from .model.hosted import cast_weights
 from .model.magihuman import MAGIHUMAN_DEFAULTS, MAGIHUMAN_DISTILL_DEFAULTS, MagiHumanTransformer
 from .model.transformer import JoVATransformer
 from .weights import Progress, build_exactly, check_state_dict, peek, read_metadata, read_state_dict, weight_files
@@ -214,7 +215,8 @@ def build_magihuman(
             "pick a file from the base/ or distill/ folder of GAIR/daVinci-MagiHuman"
         )
     config, tensors = convert_magihuman(state_dict)
-    model = build_exactly(lambda: MagiHumanTransformer(config, attention), tensors, source, dtype)
+    model = build_exactly(lambda: MagiHumanTransformer(config, attention), tensors, source)
+    cast_weights(model, model.hosting, dtype)  # block linears in dtype, the rest fp32 (as upstream)
     return model.to(device).eval()
 
 

@@ -38,14 +38,16 @@ JAVISDIT_MEL_PER_LATENT = 4
 
 @dataclass(frozen=True)
 class GuidanceSchedule:
-    """A guidance scale that changes with the noise level: `early` while the model's
-    timestep t = 1000 sigma is above `switch_t`, `late` from there on (t <= switch_t)."""
+    """A guidance scale that changes with the noise level: `early` while the integer
+    timestep int(1000 sigma) (schedule.integer_timestep) is above `switch_t`, `late` from
+    there on (t <= switch_t), as daVinci-MagiHuman compares it."""
 
     early: float
     late: float
     switch_t: float = 500.0
 
-    def at(self, t: float) -> float:
+    def at(self, t: int) -> float:
+        """The scale at integer timestep t (truncate 1000 sigma first)."""
         return self.early if t > self.switch_t else self.late
 
     def __str__(self) -> str:
@@ -71,6 +73,9 @@ class GenerationDefaults:
     # t = 500); None keeps cfg_video throughout.
     cfg_video_late: float | None = None
     cfg_switch_t: float = 500.0
+    # Where the unshifted schedule starts (schedule.sampling_sigmas): 1 for JoVA / Wan2.1,
+    # 0.999 for daVinci-MagiHuman.
+    sigma_max: float = 1.0
 
     def __post_init__(self) -> None:
         if self.shift_rule not in SHIFT_RULES:

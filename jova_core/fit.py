@@ -84,10 +84,10 @@ def describe(geometry: ClipGeometry, width: int, height: int, seconds: float) ->
         lines.append(f"size {width}x{height} rounded to {geometry.width}x{geometry.height}")
     if abs(geometry.seconds - seconds) > 1e-6:
         lines.append(f"length {seconds:g} s rounded to {geometry.frames} frames = {geometry.seconds:.3f} s")
-    lines.append(
-        f"{geometry.width}x{geometry.height}, {geometry.frames} frames at {geometry.fps:g} fps; "
-        f"video latent {list(geometry.video_shape)}, audio latent {list(geometry.audio_shape)}"
-    )
+    lines.append(f"{geometry.width}x{geometry.height}, {geometry.frames} frames at {geometry.fps:g} fps")
+    # The shapes on a line of their own: a node ~400 px wide shows about 66 characters a line,
+    # and ComfyUI's frontend breaks longer lines inside words.
+    lines.append(f"video latent {list(geometry.video_shape)}, audio latent {list(geometry.audio_shape)}")
     return "\n".join(lines)
 
 

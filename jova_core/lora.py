@@ -61,7 +61,10 @@ def read_lora(path: str, model: nn.Module, apply_to_audio: bool = False) -> Lora
     keys, metadata = peek(path, "a LoRA file")
     kind = identify(keys, metadata)
     if kind.name != "lora":
-        raise ValueError(f"{name} is not a LoRA: this looks like {kind.description}")
+        raise ValueError(
+            f"{name} is not a LoRA: this looks like {kind.description}; "
+            "pick a LoRA file (the JoVA trainer's lora.safetensors or a Wan2.1 T2V LoRA)"
+        )
     alpha, rslora = _file_alpha(path, metadata)
     try:
         pairs = lora_pairs(read_state_dict(path, what="a LoRA file"), alpha, rslora)

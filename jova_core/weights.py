@@ -279,14 +279,17 @@ def check_state_dict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
         def show(items):
             return ", ".join(items[:8]) + (f" ... (+{len(items) - 8} more)" if len(items) > 8 else "")
 
-        lines = [f"{source} does not match the model it describes:"]
+        found = []  # one line, as every bad-input message (ComfyUI shows it in a one-line field)
         if missing:
-            lines.append(f"  missing {len(missing)} keys: {show(missing)}")
+            found.append(f"missing {len(missing)} keys: {show(missing)}")
         if unexpected:
-            lines.append(f"  unexpected {len(unexpected)} keys: {show(unexpected)}")
+            found.append(f"unexpected {len(unexpected)} keys: {show(unexpected)}")
         if wrong:
-            lines.append(f"  wrong shapes: {show(wrong)}")
-        raise StateDictMismatch("\n".join(lines))
+            found.append(f"wrong shapes: {show(wrong)}")
+        raise StateDictMismatch(
+            f"{source} does not match the model it describes ({'; '.join(found)}): "
+            "download it again, or pick the file made for this model"
+        )
 
 
 def build_exactly(

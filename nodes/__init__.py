@@ -2,6 +2,7 @@
 
 from .decode import JoVADecode
 from .defaults import JoVAModelDefaults
+from .errors import raise_plain_value_errors
 from .extend import JoVAExtend
 from .latent import JoVAEmptyLatent
 from .loaders import (
@@ -35,3 +36,7 @@ NODES = (
     JoVAMux,
     JoVAMouthMaskPreview,
 )
+
+for _node in NODES:  # ComfyUI would name the pack's own error classes by its folder's path
+    raise_plain_value_errors(_node)
+del _node

@@ -15,7 +15,7 @@ def describe_defaults(defaults) -> str:
     return (
         f"{defaults.width}x{defaults.height}, {defaults.frames} frames at {defaults.fps:g} fps "
         f"({defaults.seconds:g} s); {defaults.steps} {defaults.sampler} steps, shift {defaults.default_shift:.3f} "
-        f"({rule}), cfg video {defaults.video_guidance()} / audio {defaults.cfg_audio:g}. From: {defaults.source}"
+        f"({rule}{'' if defaults.sigma_max == 1 else f', from sigma {defaults.sigma_max:g}'}), cfg video {defaults.video_guidance()} / audio {defaults.cfg_audio:g}. From: {defaults.source}"
     )
 
 

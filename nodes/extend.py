@@ -12,7 +12,7 @@ from ..jova_core.sampling import SOLVERS
 from ..jova_core.sampling.extend import extend
 from ..jova_core.sampling.sampler import CONTEXT_MODES
 from .codecs import on_device, pick_video_codec
-from .sampler import conditioning_tensor, latent_preview, model_video_guidance
+from .sampler import conditioning_tensor, latent_preview, model_sampling
 from .types import CATEGORY, JoVAModel, JoVAVideoCodec
 
 
@@ -92,8 +92,7 @@ class JoVAExtend(io.ComfyNode):
                 text=conditioning_tensor(positive, "positive", trim),
                 negative_video=conditioning_tensor(negative, "negative", trim),
                 negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio", trim),
-                reference=reference, steps=steps, sampler=sampler, shift=shift,
-                cfg_video=model_video_guidance(model, cfg_video),
+                reference=reference, steps=steps, sampler=sampler, shift=shift, **model_sampling(model, cfg_video),
                 cfg_audio=cfg_audio, seed=seed, context=context, audio_driven_pass=audio_driven_pass, callback=on_step,
             )
         device = comfy.model_management.intermediate_device()

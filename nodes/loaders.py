@@ -12,6 +12,7 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 from diffusers.hooks import apply_layerwise_casting
+from diffusers.hooks.layerwise_casting import DEFAULT_SKIP_MODULES_PATTERN
 
 from ..jova_core.checkpoint import generation_defaults, load_transformer
 from ..jova_core.codecs import load_audio_codec, load_video_codec
@@ -63,8 +64,11 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 def store_in_fp8(transformer: torch.nn.Module, storage: torch.dtype) -> None:
     """Keep linear/conv weights in fp8 and upcast each layer to bf16 just for its forward
-    (diffusers' layerwise casting). Norms, modulation tables and patch embeddings stay bf16."""
-    apply_layerwise_casting(transformer, storage_dtype=storage, compute_dtype=torch.bfloat16)
+    (diffusers' layerwise casting). Norms, modulation tables and patch embeddings stay as
+    loaded, and so do the modules the hosted model keeps in fp32 (MagiHuman: all but the
+    block linears)."""
+    skip = DEFAULT_SKIP_MODULES_PATTERN + transformer.hosting.fp32_modules
+    apply_layerwise_casting(transformer, storage_dtype=storage, compute_dtype=torch.bfloat16, skip_modules_pattern=skip)
 
 
 def interruptible_progress(total_hint: int = 0):

@@ -32,11 +32,14 @@ def conditioning_tensor(conditioning, name: str, trim: bool = False) -> torch.Te
     return hidden if length is None else hidden[:, : max(1, length)]
 
 
-def model_video_guidance(model, cfg_video: float):
-    """The video guidance a loaded model samples with: a model whose own inference schedules
-    it (daVinci-MagiHuman: 5, then 2 at t <= 500) gets that schedule with cfg_video as its
-    first scale; any other, cfg_video."""
-    return model.defaults.video_guidance(cfg_video) if model.defaults is not None else cfg_video
+def model_sampling(model, cfg_video: float) -> dict:
+    """What a loaded model's own inference fixes for ``sample`` / ``extend``, not knobs:
+    cfg_video, as a schedule where it has one (daVinci-MagiHuman: 5, then 2 at t <= 500;
+    cfg_video is its first scale), and sigma_max, where its schedule starts (MagiHuman
+    0.999, JoVA 1)."""
+    if model.defaults is None:
+        return dict(cfg_video=cfg_video, sigma_max=1.0)
+    return dict(cfg_video=model.defaults.video_guidance(cfg_video), sigma_max=model.defaults.sigma_max)
 
 
 def latent_preview(video_x0: torch.Tensor, cell_pixels: int) -> tuple[str, Image.Image, int]:
@@ -141,7 +144,7 @@ class JoVASampler(io.ComfyNode):
         bar = comfy.utils.ProgressBar(steps)
         cell_pixels = model.hosting.geometry.video.spatial_stride
         trim = model.hosting.trims_text
-        video_guidance = model_video_guidance(model, cfg_video)
+        settings = model_sampling(model, cfg_video)
 
         def on_step(info) -> None:
             comfy.model_management.throw_exception_if_processing_interrupted()
@@ -158,7 +161,7 @@ class JoVASampler(io.ComfyNode):
                 video_shape=video_shape if roles.video == GENERATE else None,
                 audio_shape=audio_shape if roles.audio == GENERATE else None,
                 video_latents=video_latents, audio_latents=audio_latents, reference=reference,
-                steps=steps, sampler=sampler, shift=shift, cfg_video=video_guidance, cfg_audio=cfg_audio,
+                steps=steps, sampler=sampler, shift=shift, cfg_audio=cfg_audio, **settings,
                 seed=seed, fps=fps, callback=on_step,
             )
         device = comfy.model_management.intermediate_device()

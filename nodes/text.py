@@ -19,9 +19,10 @@ class JoVATextEncode(io.ComfyNode):
             display_name="JoVA Text Encode",
             category=CATEGORY,
             description=(
-                "Assembles '<Video Caption>: ... <Audio Caption>: ... <Transcript>: ...' (the transcript "
-                "is left out when empty) and encodes it once; both branches read it. Use a second "
-                "instance, e.g. with empty boxes, for the negative."
+                "Assembles the prompt in the text encoder's format and encodes it once; both branches read it. "
+                "JoVA's umT5: '<Video Caption>: ... <Audio Caption>: ... <Transcript>: ...' (the transcript "
+                "is left out when empty); T5Gemma (daVinci-MagiHuman): plain text, the boxes joined with the "
+                "transcript in quotes. Use a second instance, e.g. with empty boxes, for the negative."
             ),
             inputs=[
                 io.Clip.Input("clip", optional=True, tooltip="umT5-XXL from the core CLIPLoader with type 'wan'."),
@@ -47,7 +48,10 @@ class JoVATextEncode(io.ComfyNode):
             # The negative prompt: every box empty encodes the empty string.
             prompt = ""
         else:
-            prompt = format_prompt(video_caption, audio_caption, transcript)
+            # The encoder's own format: JoVA's sections for umT5 (a CLIP) and the pack's encoders,
+            # plain text for T5Gemma (daVinci-MagiHuman).
+            style = "sections" if text_encoder is None else text_encoder.prompt_format
+            prompt = format_prompt(video_caption, audio_caption, transcript, style)
         if clip is not None:
             conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
         elif hasattr(text_encoder, "encode_with_length"):

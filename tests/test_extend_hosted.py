@@ -186,7 +186,7 @@ def test_extend_node_runs_javisdit(nodes, javisdit):
     assert out["jova_audio"].shape[:3] == (1, 8, 16) and out["jova_frames"] == direct.frames > clip.frames
 
 
-def test_extend_node_runs_magihuman_with_its_trimmed_prompt_and_guidance_schedule(nodes, magihuman):
+def test_extend_node_runs_magihuman_with_its_trimmed_prompt_and_schedules(nodes, magihuman):
     model, clip, text = magihuman
     defaults = nodes.core("model.magihuman").MAGIHUMAN_DEFAULTS  # the pack's own classes, as the loader gives them
     handle = nodes.n.model_handle.JoVAModelHandle(model, "tiny daVinci-MagiHuman", defaults=defaults)
@@ -197,8 +197,10 @@ def test_extend_node_runs_magihuman_with_its_trimmed_prompt_and_guidance_schedul
     out = extend_node(nodes, handle, positive, clip, seconds=0.5, chunk_seconds=0.36, negative=negative, **settings)
     direct = nodes.core("sampling.extend").extend(
         model, clip, clip.seconds + 0.5, text=text, negative_video=-text, overlap=1, chunk_frames=3,
-        cfg_video=defaults.video_guidance(5.0), cfg_audio=2.0, context="noised", **settings)
+        cfg_video=defaults.video_guidance(5.0), sigma_max=defaults.sigma_max, cfg_audio=2.0, context="noised",
+        **settings)
     assert direct.video.shape[2] > 3 and isinstance(defaults.video_guidance(5.0), nodes.core("defaults").GuidanceSchedule)
+    assert defaults.sigma_max < 1  # its schedule starts below pure noise, as the node must too
     assert torch.equal(out["samples"], direct.video) and torch.equal(out["jova_audio"], direct.audio)
     assert torch.equal(out["samples"][:, :, :3], clip.video) and out["jova_frames"] == direct.frames > clip.frames
     with pytest.raises(ValueError, match="takes no timesteps"):

@@ -225,6 +225,12 @@ def test_clip_geometry_rounds_as_the_codecs_count():
     assert clip.audio_shape == (2, 20, math.floor(5 / 8 * 31.25))
     info = describe(clip, 130, 70, 1.0)
     assert "130x70 rounded to 128x64" in info and "5 frames = 0.625 s" in info
+    # Lines short enough for JoVA Empty Latent's node (400 px wide in the workflows: ~66
+    # characters before the frontend breaks a line inside a word), also at the workflows'
+    # 832x480, 5 s (the tiny model has Wan2.1 + MMAudio's latent geometry).
+    big = clip_geometry(geometry, 830, 470, 5.0, 16.0, batch_size=4)
+    for info in (info, describe(big, 830, 470, 5.0)):
+        assert max(len(line) for line in info.splitlines()) <= 64, info
     for fps in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="fps must be a positive number"):
             clip_geometry(geometry, 64, 64, 1.0, fps)

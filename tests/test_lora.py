@@ -261,7 +261,7 @@ def test_unmatched_modules_refuse_the_file_naming_them(tmp_path, wan):
 def test_files_that_are_not_loras_are_refused(tmp_path, wan):
     full = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in wan["original"].items()}, str(full))
-    with pytest.raises(ValueError, match="not a LoRA: this looks like a Wan2.1 transformer"):
+    with pytest.raises(ValueError, match="not a LoRA: this looks like a Wan2.1 transformer.*; pick a LoRA file"):
         read_lora(str(full), wan["base"])
     half = tmp_path / "half.safetensors"
     save_file({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.zeros(2, 256)}, str(half))

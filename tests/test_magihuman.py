@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -372,3 +373,24 @@ def test_the_jova_loader_hosts_a_magihuman_file_as_it_is(tmp_path):
     model = load_transformer(str(path))
     assert isinstance(model, MagiHumanTransformer) and model.config == TINY
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, None])
+def test_weight_dtype_casts_only_the_block_linears_as_upstream(tmp_path, dtype):
+    # The facts: upstream allocates the block linears (qkv+gate, proj, MLP up and down) in bf16
+    # and the rest (embedders, RoPE bands, every RMSNorm, heads) in fp32, whatever the file holds.
+    # Here the file holds everything in bf16, as the released base stores its embedders and heads.
+    fp32 = tiny_model(TINY)
+    path = tmp_path / "magihuman_bf16.safetensors"
+    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in fp32.state_dict().items()}, str(path))
+    model = load_transformer(str(path), dtype=dtype)
+    block_linear = re.compile(r"^block\.layers\.\d+\.(attention\.linear_(qkv|proj)|mlp\.(up_gate|down)_proj)\.weight$")
+    for key, tensor in model.state_dict().items():
+        wanted = (dtype or torch.bfloat16) if block_linear.match(key) else torch.float32
+        assert tensor.dtype == wanted, key
+    assert model.compute_dtype == (dtype or torch.bfloat16)
+    torch.manual_seed(8)
+    video, audio, text = torch.randn(1, 4, 2, 4, 6), torch.randn(1, 6, 5), torch.randn(1, 3, 10)
+    with torch.no_grad():
+        v, a = model(video, audio, text)
+    assert v.dtype == a.dtype == torch.float32 and torch.isfinite(v).all() and torch.isfinite(a).all()

@@ -14,6 +14,7 @@ block swap over `block.layers` and fp8 storage through the loader.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 
@@ -33,6 +34,7 @@ from jova_core.model.hosted import HostedModel
 from jova_core.model.magihuman import MAGIHUMAN_DEFAULTS, MagiHumanConfig
 from jova_core.offload import BlockSwap
 from jova_core.sampling import sample, sampling_sigmas
+from jova_core.sampling.schedule import integer_timestep
 
 # Wan2.2 (48 channels) and Stable Audio Open (64) latents, the tiny T5Gemma's text width (32).
 TINY = MagiHumanConfig(
@@ -59,7 +61,27 @@ def test_magihuman_is_a_hosted_model_with_its_own_settings():
     assert hosting.geometry.video.latent_shape(d.frames, d.height, d.width) == (48, 26, 16, 28)
     assert d.audio_latent_frames(d.seconds, hosting.geometry.audio.latent_rate) == 101
     schedule = d.video_guidance()
-    assert [schedule.at(t) for t in (999.0, 500.1, 500.0, 10.0)] == [5.0, 5.0, 2.0, 2.0]
+    # Compared against the truncated integer timestep: 1000 sigma = 500.5 is t = 500 -> the late scale.
+    assert [schedule.at(integer_timestep(s)) for s in (0.999, 0.5012, 0.5005, 0.5, 0.01)] == [5.0, 5.0, 2.0, 2.0, 2.0]
+
+
+def test_schedule_starts_where_upstreams_does_and_jovas_is_unchanged():
+    # Restated from the facts: sigmas = shift(linspace(0.999, 0, N + 1)[:-1]), shift(s) = 5s / (1 + 4s);
+    # timesteps int(1000 sigma). First sigma 0.9998.
+    d = MAGIHUMAN_DEFAULTS
+    restated = [5 * s / (1 + 4 * s) for s in (0.999 * (1 - i / 32) for i in range(32))]
+    ours = sampling_sigmas(d.steps, d.shift, d.sigma_max)
+    assert ours.tolist() == pytest.approx(restated, abs=1e-12) and round(ours[0].item(), 4) == 0.9998
+    assert [integer_timestep(s) for s in ours[:3].tolist()] == [int(1000 * s) for s in restated[:3]]
+    # JoVA's own schedule still starts at pure noise.
+    assert sampling_sigmas(8, 5.0)[0].item() == 1.0
+    # What the sampler actually steps (UniPC and renoise), seen through its callback.
+    for sampler in ("unipc", "renoise"):
+        seen = []
+        sample(Field(), text=torch.ones(1, 3, 32), mode="t2va", video_shape=(1, 48, 1, 2, 2), audio_shape=(1, 64, 3),
+               steps=8, sampler=sampler, shift=5.0, sigma_max=d.sigma_max, cfg_video=1, cfg_audio=1,
+               callback=lambda info: seen.append(info.sigma))
+        assert seen == pytest.approx(sampling_sigmas(8, 5.0, 0.999).tolist(), abs=1e-6)
 
 
 class Field(torch.nn.Module):
@@ -87,7 +109,7 @@ def test_video_guidance_schedule_against_the_euler_sum():
                           cfg_video=GuidanceSchedule(5.0, 2.0, 500.0), cfg_audio=3.0, seed=1)
     sigmas = sampling_sigmas(6, 5.0).tolist() + [0.0]
     # Euler: x_end = noise + sum (sigma_{i+1} - sigma_i) * guided velocity; guided = scale * (1 - 0).
-    video_drift = sum((b - a) * (5.0 if 1000 * a > 500 else 2.0) for a, b in zip(sigmas, sigmas[1:]))
+    video_drift = sum((b - a) * (5.0 if int(1000 * a) > 500 else 2.0) for a, b in zip(sigmas, sigmas[1:]))
     audio_drift = sum((b - a) * 3.0 for a, b in zip(sigmas, sigmas[1:]))
     noise_video, noise_audio = model.seen[0][:1], model.heard[0][:1]  # the first call sees the initial noise
     assert {1000 * s > 500 for s in sigmas[:-1]} == {True, False}  # both scales are used
@@ -197,16 +219,22 @@ def test_end_to_end_through_the_nodes(env, weight_dtype, offload):
         assert all(torch.equal(model.transformer.state_dict()[k].float(), v.float()) for k, v in env.state.items())
     else:
         assert model.transformer.block.layers[1].mlp.down_proj.weight.dtype == torch.float8_e4m3fn
+        # Upstream's recipe: only block linears go low precision; embedders, norms, heads stay fp32.
+        low = {k for k, v in model.transformer.state_dict().items() if v.dtype != torch.float32}
+        assert low == {k for k in env.state if k.startswith("block.") and "norm" not in k}
     width, height, seconds, fps, steps, shift, cfg_video, cfg_audio, negative_prompt, info = run(
         n.JoVAModelDefaults, model=model).args
     assert (width, height, fps, steps, shift, cfg_video) == (448, 256, 25.0, 32, 5.0, 5.0) and "then 2" in info
     latent = run(n.JoVAEmptyLatent, model=model, width=WIDTH, height=HEIGHT, seconds=SECONDS, fps=fps, batch_size=1)[0]
     assert tuple(latent["samples"].shape) == (1, 48, 3, 4, 4) and tuple(latent["jova_audio"].shape) == (1, 64, 9)
     encoder = run(n.JoVAT5GemmaLoader, folder="t5gemma-9b-9b-ul2")[0]
-    positive = run(n.JoVATextEncode, text_encoder=encoder, video_caption="w1 w2 w3 w4",
-                   audio_caption="w5 w6", transcript="w7 w8 w9")[0]
-    negative = run(n.JoVATextEncode, text_encoder=encoder, video_caption=negative_prompt, audio_caption="",
-                   transcript="")[0]
+    positive, prompt = run(n.JoVATextEncode, text_encoder=encoder, video_caption="w1 w2 w3 w4",
+                           audio_caption="w5 w6", transcript="w7 w8 w9").args
+    negative, negative_text = run(n.JoVATextEncode, text_encoder=encoder, video_caption=negative_prompt,
+                                  audio_caption="", transcript="").args
+    # MagiHuman's inference feeds T5Gemma plain text (no JoVA section tags); the negative as it is.
+    assert prompt == 'w1 w2 w3 w4 w5 w6 "w7 w8 w9"' and negative_text == negative_prompt
+    assert torch.equal(positive[0][0][0], encoder.encode_with_length(prompt)[0])
     # T5Gemma's states come padded to 640 rows with the real token count; MagiHuman reads only those rows.
     length = positive[0][1][n.text.TEXT_LENGTH_KEY]
     assert positive[0][0].shape == (1, 640, 32) and 9 < length < 640 and not positive[0][0][0, length:].any()
@@ -232,10 +260,9 @@ def test_distilled_settings_and_the_renoise_step_against_a_restatement(tmp_path)
 
     d = MAGIHUMAN_DISTILL_DEFAULTS
     assert (d.steps, d.sampler, d.cfg_video, d.cfg_audio, d.cfg_video_late) == (8, "renoise", 1.0, 1.0, None)
-    # The facts' distill sigmas after the first: 0.972, 0.937, 0.893, 0.833, 0.750, 0.625, 0.416.
-    expected = [0.972, 0.937, 0.893, 0.833, 0.750, 0.625, 0.416]
-    # (upstream shifts linspace(0.999, 0), we linspace(1, 0): 0.4167 here for its 0.416)
-    assert sampling_sigmas(8, d.shift).tolist()[1:] == pytest.approx(expected, abs=1.5e-3)
+    # The facts' distill sigmas (3 decimals, the first 4): the same schedule from 0.999 at 8 steps.
+    expected = [0.9998, 0.972, 0.937, 0.893, 0.833, 0.750, 0.625, 0.416]
+    assert sampling_sigmas(8, d.shift, d.sigma_max).tolist() == pytest.approx(expected, abs=5e-4)
     for release, wanted in (("distill", d), ("base", MAGIHUMAN_DEFAULTS)):
         (tmp_path / release).mkdir()
         save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()},
@@ -260,6 +287,88 @@ def test_distilled_settings_and_the_renoise_step_against_a_restatement(tmp_path)
             x_audio = (1 - after) * x0_audio + after * torch.randn(x_audio.shape, generator=generator)
     torch.testing.assert_close(video, x_video)
     torch.testing.assert_close(audio, x_audio)
+
+
+class Curved(torch.nn.Module):
+    """A stand-in hosted model (MagiHuman's hosting) whose velocity bends with the latents,
+    so a multistep solver's history and corrector change the result."""
+
+    def __init__(self):
+        super().__init__()
+        self.hosting = tiny_model(TINY).hosting
+
+    @staticmethod
+    def velocity(x):
+        return 0.3 * x + torch.sin(2 * x) - 0.5
+
+    def forward(self, video, audio, **ignored):
+        return self.velocity(video), self.velocity(audio)
+
+
+def unipc_bh2_restated(x, sigmas, velocity):
+    """UniPC (Zhao et al. 2023) as daVinci-MagiHuman's FlowUniPCMultistepScheduler runs it, written
+    from the maths: x0-prediction m = x - sigma v, alpha = 1 - sigma, lambda = log(alpha / sigma),
+    B(h) = e^-h - 1 ("bh2"), order 2 with order 1 on the first and the last step, and the UniC
+    corrector (order of the step it corrects) applied before every step but the first."""
+    lam = lambda s: math.log((1 - s) / s)  # noqa: E731
+    m = [None] * len(sigmas)  # the x0 predictions at each sigma
+    last, order_last = None, None
+    steps = len(sigmas) - 1
+    for i in range(steps):
+        s0 = sigmas[i]
+        m[i] = x - s0 * velocity(x)
+        if i > 0:  # UniC: redo the step i-1 -> i with the new model output m[i]
+            sp, sc = sigmas[i - 1], s0
+            h = lam(sc) - lam(sp)
+            phi1 = math.expm1(-h)
+            if order_last == 1:
+                rhos = [0.5]
+                corr = 0
+            else:  # order 2: solve [[1, 1], [r, 1]] rho = [b1, b2], r = (lambda_{i-2} - lambda_{i-1}) / h
+                r = (lam(sigmas[i - 2]) - lam(sp)) / h
+                phik = phi1 / -h - 1
+                b1 = phik / phi1
+                b2 = (phik / -h - 0.5) * 2 / phi1
+                rho1 = (b1 - b2) / (1 - r)
+                rhos = [rho1, b1 - rho1]
+                corr = rhos[0] * (m[i - 2] - m[i - 1]) / r
+            x = sc / sp * last - (1 - sc) * phi1 * m[i - 1] - (1 - sc) * phi1 * (corr + rhos[-1] * (m[i] - m[i - 1]))
+        order = min(2, steps - i, i + 1)
+        last = x
+        s1 = sigmas[i + 1]
+        if s1 == 0:
+            x = m[i]  # alpha = 1, sigma = 0: the step lands on the clean prediction
+        else:
+            h = lam(s1) - lam(s0)
+            phi1 = math.expm1(-h)
+            x_new = s1 / s0 * x - (1 - s1) * phi1 * m[i]
+            if order == 2:
+                r = (lam(sigmas[i - 1]) - lam(s0)) / h
+                x_new = x_new - (1 - s1) * phi1 * 0.5 * (m[i - 1] - m[i]) / r
+            x = x_new
+        order_last = order
+    return x
+
+
+def test_unipc_is_upstreams_bh2_order_2_x0_solver_on_its_schedule():
+    d = MAGIHUMAN_DEFAULTS
+    steps = 7
+    video, audio = sample(Curved(), text=torch.ones(1, 3, 32), mode="t2va", video_shape=(1, 48, 1, 2, 2),
+                          audio_shape=(1, 64, 3), steps=steps, sampler=d.sampler, shift=d.shift, sigma_max=d.sigma_max,
+                          cfg_video=1, cfg_audio=1, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    noise_video = torch.randn(1, 48, 1, 2, 2, generator=generator).double()
+    noise_audio = torch.randn(1, 64, 3, generator=generator).double()
+    sigmas = sampling_sigmas(steps, d.shift, d.sigma_max).tolist() + [0.0]
+    want_video = unipc_bh2_restated(noise_video, sigmas, Curved.velocity)
+    want_audio = unipc_bh2_restated(noise_audio, sigmas, Curved.velocity)
+    torch.testing.assert_close(video.double(), want_video, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(audio.double(), want_audio, rtol=2e-5, atol=2e-5)
+    # Not Euler / first order: the restatement tells the solvers apart.
+    euler = sample(Curved(), text=torch.ones(1, 3, 32), mode="t2va", video_shape=(1, 48, 1, 2, 2),
+                   audio_shape=(1, 64, 3), steps=steps, sampler="euler", shift=d.shift, sigma_max=d.sigma_max,
+                   cfg_video=1, cfg_audio=1, seed=3)[0]
+    assert (euler.double() - want_video).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("where", ["540p_sr/model.safetensors", "1080p_sr/model.safetensors", "magihuman_1080p_sr.safetensors"])

@@ -188,6 +188,29 @@ def test_model_loader_reads_native_files_and_names_wrong_ones(env):
                                       offload="whole model", blocks_on_gpu=0)
 
 
+def test_the_packs_own_errors_reach_comfyui_as_plain_value_errors(env):
+    """ComfyUI names an exception by its class's module, which for a class of the pack is
+    the pack folder's path: a broken download, a truncated model and an unwritable output
+    folder show as 'ValueError: <one line>'."""
+    models, weights = env.base_dir / "models", env.core("weights")
+    (models / "jova").mkdir(exist_ok=True)
+    (models / "jova" / "broken.safetensors").write_bytes(b"\0" * 100)
+    handle = tiny_handle(env)
+    state = {k: v for k, v in handle.transformer.state_dict().items() if not k.startswith("blocks.1.")}
+    env.core("checkpoint").save_state_dict(handle.config, state, str(models / "jova" / "truncated.safetensors"))
+    loader = dict(weight_dtype="fp32", attention="sdpa", offload="whole model", blocks_on_gpu=0)
+    for name, original in (("broken.safetensors", weights.WeightFileError),
+                           ("truncated.safetensors", weights.StateDictMismatch)):
+        with pytest.raises(ValueError) as caught:
+            env.n.JoVAModelLoader.execute(model_name=name, **loader)
+        assert type(caught.value) is ValueError and type(caught.value.__cause__) is original
+        assert str(caught.value) == str(caught.value.__cause__) and "\n" not in str(caught.value)
+    # The nodes' own plain ValueErrors pass through untouched.
+    with pytest.raises(ValueError, match="weight_dtype") as caught:
+        env.n.JoVAModelLoader.execute(model_name="broken.safetensors", **{**loader, "weight_dtype": "fp5"})
+    assert caught.value.__cause__ is None
+
+
 def test_codec_and_text_encoder_loaders_offer_the_demo(env):
     loaders = env.n.loaders
     audio = run_node(env.n.JoVAAudioCodecLoader, vae_name=loaders.DEMO_CODEC, vocoder_name=loaders.NO_VOCODER)[0]

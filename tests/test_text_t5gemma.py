@@ -81,3 +81,16 @@ def test_a_t5gemma_shard_picked_elsewhere_is_named(folder):
     with safe_open(f"{folder}/model.safetensors", "pt") as f:
         kind = identify(list(f.keys()))
     assert kind.name == "t5gemma" and "JoVA T5Gemma Text Encoder" in kind.hint
+
+
+def test_prompt_format_follows_the_encoder_plain_for_t5gemma_sections_for_jova(folder):
+    from jova_core.text import format_prompt
+    from jova_core.text.demo import DemoTextEncoder
+
+    assert T5GemmaTextEncoder(folder).prompt_format == "plain" and DemoTextEncoder(48, 4).prompt_format == "sections"
+    # JoVA's sections, as before; MagiHuman's plain text: the boxes joined, the words spoken in quotes.
+    assert format_prompt(" a  cat ", "purr", "hi there") == "<Video Caption>: a cat <Audio Caption>: purr <Transcript>: hi there"
+    assert format_prompt(" a  cat ", "purr", "hi there", "plain") == 'a cat purr "hi there"'
+    assert format_prompt("a cat", "", "", "plain") == "a cat" and format_prompt("", "", "hi", "plain") == '"hi"'
+    with pytest.raises(ValueError, match="prompt format must be one of"):
+        format_prompt("a", style="tags")

@@ -186,8 +186,8 @@ def test_exact_build_names_every_offender_and_never_initialises_randomly():
         check_state_dict(torch.nn.Linear(3, 2), broken, "broken.pt")
     assert isinstance(err.value, KeyError) and isinstance(err.value, ValueError)
     assert str(err.value) == (
-        "broken.pt does not match the model it describes:\n  missing 1 keys: bias\n  unexpected 1 keys: extra\n"
-        "  wrong shapes: weight: file [2, 4] vs model [2, 3]"
+        "broken.pt does not match the model it describes (missing 1 keys: bias; unexpected 1 keys: extra; "
+        "wrong shapes: weight: file [2, 4] vs model [2, 3]): download it again, or pick the file made for this model"
     )
 
 

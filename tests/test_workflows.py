@@ -29,7 +29,8 @@ WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 
 # A combo whose options are the files in a models/ or input/ folder: any file name fits.
 FILES = "files"
-WEIGHT_SUFFIXES = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt")
+# A sharded checkpoint is picked by its index (JoVA Model Loader lists them).
+WEIGHT_SUFFIXES = (".safetensors", ".sft", ".pt", ".pth", ".bin", ".ckpt", ".index.json")
 CONTROL_AFTER_GENERATE = ("fixed", "increment", "decrement", "randomize")
 UI_ONLY_NODES = ("Note", "MarkdownNote")
 

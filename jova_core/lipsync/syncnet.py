@@ -121,5 +121,5 @@ def load_syncnet(path: str, device="cpu") -> SyncNet:
         # float32 as the module's own parameters: a half-precision file is upcast, not adopted.
         model = build_exactly(SyncNet, state, f"{path} (as SyncNet weights)", dtype=torch.float32)
     except StateDictMismatch as error:
-        raise ValueError(f"{error}\n{WEIGHTS_HINT}") from None
+        raise ValueError(f"{error}; {WEIGHTS_HINT}") from None
     return model.eval().to(device)

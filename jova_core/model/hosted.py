@@ -19,6 +19,7 @@ The sampler and the nodes read only this: no branches on model classes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -56,6 +57,13 @@ class Hosting:
     text_encoder: str
     defaults: GenerationDefaults | None = None  # its own inference settings, when known
     velocity: str = VELOCITY
+    # Regexes (re.search on module names) of the modules its own inference keeps in fp32
+    # whatever the weight dtype: loading casts only the others, fp8 storage skips them.
+    # Empty: the loader's dtype applies to every weight (JoVA).
+    fp32_modules: tuple[str, ...] = ()
+
+    def keeps_fp32(self, module_name: str) -> bool:
+        return any(re.search(pattern, module_name) for pattern in self.fp32_modules)
 
     def __post_init__(self) -> None:
         if self.timesteps not in TIMESTEPS:
@@ -66,6 +74,19 @@ class Hosting:
     def check_mode(self, mode: str) -> None:
         if mode not in self.modes:
             raise ValueError(f"{self.name} runs modes {list(self.modes)}, not {mode!r}: {self.modes_note}")
+
+
+@torch.no_grad()
+def cast_weights(model: torch.nn.Module, hosting: Hosting, dtype: torch.dtype | None) -> None:
+    """Cast `model`'s floating-point weights in place as its own inference holds them: those
+    of `hosting.fp32_modules` to fp32, the others to `dtype` (None: as they are)."""
+    for name, module in model.named_modules():
+        target = torch.float32 if hosting.keeps_fp32(name) else dtype
+        if target is None:
+            continue
+        for key, tensor in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+            if tensor is not None and tensor.is_floating_point() and tensor.dtype != target:
+                tensor.data = tensor.data.to(target)
 
 
 @runtime_checkable

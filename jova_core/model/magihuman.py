@@ -41,23 +41,26 @@ VIDEO, AUDIO, TEXT = 0, 1, 2  # modality index = expert index in per-modality we
 
 # Its base model's inference settings (pipeline/video_generate.py, common/config.py; see
 # shared/reference/magihuman.md): 25 fps, 448 x 256 for 4 s (101 frames -> 26 latent frames,
-# 101 audio tokens: the codec count at 25 fps), UniPC, 32 steps, shift 5, video guidance 5
-# then 2 at t <= 500, audio guidance 5 throughout. The negative prompt is our own wording of
+# 101 audio tokens: the codec count at 25 fps), UniPC, 32 steps, shift 5 on sigmas from 0.999
+# (first 0.9998), video guidance 5 then 2 at int(1000 sigma) <= 500, audio guidance 5 throughout. The negative prompt is our own wording of
 # the faults upstream's fixed negative lists (visual, audio and speech).
 MAGIHUMAN_DEFAULTS = GenerationDefaults(
     fps=25.0, width=448, height=256, frames=101, steps=32, sampler="unipc", shift=5.0, shift_rule="fixed",
-    cfg_video=5.0, cfg_audio=5.0, cfg_video_late=2.0, cfg_switch_t=500.0,
+    cfg_video=5.0, cfg_audio=5.0, cfg_video_late=2.0, cfg_switch_t=500.0, sigma_max=0.999,
     negative_prompt=("blurry, low quality, distorted face, deformed hands, flicker, static frame, watermark, "
                      "subtitles; noisy, muffled or distorted audio, background hum, mumbled or unclear speech, "
                      "lips out of sync with the voice"),
     audio_length="codec", source="daVinci-MagiHuman base inference (GAIR-NLP), shared/reference/magihuman.md",
 )
-# Its distilled model's (example/distill): 8 steps at shift 5 (sigmas 0.972 ... 0.416 after the
-# first), no guidance, each step re-noising the clean prediction (the "renoise" solver).
+# Its distilled model's (example/distill): 8 steps at shift 5 from 0.999 (sigmas 0.9998, 0.972 ...
+# 0.416: the same schedule at 8 steps), no guidance, each step re-noising the clean prediction (the "renoise" solver).
 MAGIHUMAN_DISTILL_DEFAULTS = dataclasses.replace(
     MAGIHUMAN_DEFAULTS, steps=8, sampler="renoise", cfg_video=1.0, cfg_audio=1.0, cfg_video_late=None,
     source="daVinci-MagiHuman distill inference (GAIR-NLP), shared/reference/magihuman.md",
 )
+# Upstream allocates only the block linears (BaseLinear) in low precision: the embedders, the
+# RMSNorms (in blocks and heads) and the heads stay fp32 whatever the weights are loaded in.
+MAGIHUMAN_FP32_MODULES = (r"^adapter\.", r"norm", r"^final_linear_")
 # Upstream pads T5Gemma prompts to 640 tokens and trims them to their real length.
 MAGIHUMAN_TEXT_LEN = 640
 
@@ -286,7 +289,7 @@ class MagiHumanTransformer(nn.Module):
                         "video-to-audio mode"),
             text_dim=cfg.text_dim, text_len=MAGIHUMAN_TEXT_LEN, separate_audio_text=False, trims_text=True,
             video_codec="Wan2.2 VAE", audio_codec="Stable Audio Open VAE", text_encoder="T5Gemma-9B encoder",
-            defaults=MAGIHUMAN_DEFAULTS,
+            defaults=MAGIHUMAN_DEFAULTS, fp32_modules=MAGIHUMAN_FP32_MODULES,
         )
 
     def swappable_blocks(self) -> nn.ModuleList:

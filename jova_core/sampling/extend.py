@@ -126,6 +126,7 @@ def extend(
     steps: int = 30,
     sampler: str = "unipc",
     shift: float = 5.0,
+    sigma_max: float = 1.0,
     cfg_video: float | GuidanceSchedule = 5.0,
     cfg_audio: float = 4.0,
     seed: int = 0,
@@ -165,8 +166,8 @@ def extend(
 
     video, audio = latent.video.float(), latent.audio.float()
     common = dict(text=text, text_audio=text_audio, negative_video=negative_video, negative_audio=negative_audio,
-                  reference=reference, steps=steps, sampler=sampler, shift=shift, cfg_video=cfg_video,
-                  cfg_audio=cfg_audio, fps=latent.fps, context=context, batch_guidance=batch_guidance)
+                  reference=reference, steps=steps, sampler=sampler, shift=shift, sigma_max=sigma_max,
+                  cfg_video=cfg_video, cfg_audio=cfg_audio, fps=latent.fps, context=context, batch_guidance=batch_guidance)
     for i, chunk in enumerate(chunks):
         video_context = video[:, :, chunk.video_start : chunk.video_start + chunk.video_held]
         audio_context = audio[..., chunk.audio_start : chunk.audio_start + chunk.audio_held]

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from ..defaults import GuidanceSchedule
 from .modes import ABSENT, GENERATE, GIVEN, first_frame_latent, get_mode, hold_first_frame, reference_condition
-from .schedule import add_noise, predicted_x0, sampling_sigmas, timesteps_from_sigma
+from .schedule import add_noise, integer_timestep, predicted_x0, sampling_sigmas, timesteps_from_sigma
 from .seed import seeded_generator
 from .solvers import make_solver
 
@@ -83,6 +83,7 @@ def sample(
     steps: int = 30,
     sampler: str = "unipc",
     shift: float = 5.0,
+    sigma_max: float = 1.0,
     cfg_video: float | GuidanceSchedule = 5.0,
     cfg_audio: float = 4.0,
     seed: int = 0,
@@ -110,8 +111,11 @@ def sample(
         optionally "a2v").
     steps, sampler ("euler" | "unipc" | "renoise", the distilled models' step), shift: the solver, its number of model
         evaluations and the sigma shift (sigma' = shift*s / (1 + (shift-1)*s)).
+    sigma_max: where the unshifted schedule starts (1; daVinci-MagiHuman 0.999, its
+        GenerationDefaults.sigma_max; schedule.sampling_sigmas).
     cfg_video, cfg_audio: classifier-free guidance scale of each modality (1 = none);
-        cfg_video may be a GuidanceSchedule (a scale that changes at a timestep).
+        cfg_video may be a GuidanceSchedule (a scale that changes at an integer timestep
+        int(1000 sigma)).
     seed: 0 .. 2**64 - 1; noise comes from a CPU torch.Generator seeded with it
         (seed.py; the video noise drawn first, then the audio noise, each only when
         generated), so a seed gives the same noise on every device and bit-identical
@@ -177,7 +181,7 @@ def sample(
     elif setup.audio_role == GIVEN:
         audio = setup.audio_given
 
-    base_sigmas = sampling_sigmas(steps, shift)
+    base_sigmas = sampling_sigmas(steps, shift, sigma_max)
     video_solver = make_solver(sampler, base_sigmas, device, generator) if setup.video_role == GENERATE else None
     audio_solver = make_solver(sampler, base_sigmas, device, generator) if setup.audio_role == GENERATE else None
     solver = video_solver or audio_solver
@@ -201,7 +205,7 @@ def sample(
             v_video, v_audio = model(**inputs, **cond)
         else:
             (v_video, v_audio), (n_video, n_audio) = passes(inputs)
-            v_video = _guide(v_video, n_video, cfg_video.at(float(t)) if isinstance(cfg_video, GuidanceSchedule) else cfg_video)
+            v_video = _guide(v_video, n_video, cfg_video.at(integer_timestep(sigma)) if isinstance(cfg_video, GuidanceSchedule) else cfg_video)
             v_audio = _guide(v_audio, n_audio, cfg_audio)
 
         video_x0 = audio_x0 = None

@@ -4,6 +4,11 @@ Convention (Wan2.1 / SD3 rectified flow): a clean latent x0 and Gaussian noise a
 mixed linearly, ``x_t = (1 - sigma) * x0 + sigma * noise`` with sigma in [0, 1]
 (0 = clean), the model predicts the velocity ``noise - x0``, and it reads the time as
 ``t = 1000 * sigma``. Because x_t is linear in sigma, ``x0 = x_t - sigma * velocity``.
+
+Where the schedule starts is a model's setting: JoVA / Wan2.1 sample from sigma_max = 1
+(pure noise); daVinci-MagiHuman's scheduler from sigma_max = 0.999 (Wan2.2's
+FlowUniPCMultistepScheduler: linspace(0.999, 0) before the shift, first sigma 0.9998), and
+reads its timestep as the truncated integer int(1000 sigma) (`integer_timestep`).
 """
 
 from __future__ import annotations
@@ -25,21 +30,31 @@ def shift_sigma(sigma, shift: float):
     return shift * sigma / (1 + (shift - 1) * sigma)
 
 
-def sampling_sigmas(steps: int, shift: float) -> torch.Tensor:
-    """The sigmas [steps] at which the sampler calls the model, from 1 down to shift(1/steps).
+def sampling_sigmas(steps: int, shift: float, sigma_max: float = 1.0) -> torch.Tensor:
+    """The sigmas [steps] at which the sampler calls the model, from shift(sigma_max) down to
+    shift(sigma_max / steps).
 
-    Evenly spaced in the unshifted time, then shifted; the final sigma 0 (clean) is
-    implicit: the solver steps from the last of these to 0.
+    Evenly spaced in the unshifted time from sigma_max to 0, then shifted; the final sigma 0
+    (clean) is implicit: the solver steps from the last of these to 0. sigma_max is 1 for
+    JoVA / Wan2.1, 0.999 for daVinci-MagiHuman (GenerationDefaults.sigma_max).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    uniform = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)[:-1]
+    if not 0 < sigma_max <= 1:
+        raise ValueError(f"sigma_max must be in (0, 1], got {sigma_max}")
+    uniform = torch.linspace(sigma_max, 0.0, steps + 1, dtype=torch.float64)[:-1]
     return shift_sigma(uniform, shift)
 
 
 def timesteps_from_sigma(sigma: torch.Tensor | float) -> torch.Tensor:
     """The model's timestep for a noise level: t = 1000 * sigma (float, not rounded)."""
     return torch.as_tensor(sigma, dtype=torch.float32) * NUM_TRAIN_TIMESTEPS
+
+
+def integer_timestep(sigma: float) -> int:
+    """The truncated integer timestep int(1000 sigma) of Wan2.2-style schedulers
+    (daVinci-MagiHuman compares its guidance switch against it)."""
+    return int(float(sigma) * NUM_TRAIN_TIMESTEPS)
 
 
 def _per_sample(sigma: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:

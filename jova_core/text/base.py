@@ -13,11 +13,14 @@ class TextEncoder(ABC):
     Wan2.1 pads its prompts), which the transformer's text MLPs read.
 
     text_dim / text_len: the model's (JoVAConfig); fingerprint: identifies the exact
-    features, so cached embeddings are redone when it changes.
+    features, so cached embeddings are redone when it changes. prompt_format: how
+    JoVA Text Encode assembles prompts for it (jova_core.text.prompt).
     """
 
     text_dim: int
     text_len: int
+    # How prompts are assembled for it (jova_core.text.prompt.PROMPT_FORMATS): its model's format.
+    prompt_format: str = "sections"
 
     @property
     @abstractmethod

@@ -44,6 +44,8 @@ class T5GemmaTextEncoder(TextEncoder):
     does), else on the CPU in float32.
     """
 
+    prompt_format = "plain"  # daVinci-MagiHuman feeds it plain text, no JoVA section tags
+
     def __init__(self, path: str, text_len: int = TEXT_LEN, text_dim: int | None = TEXT_DIM, device=None, dtype=None):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise FileNotFoundError(
