@@ -25,7 +25,7 @@ from .convert.javisdit import JAVISDIT_DEFAULTS
 from .convert.lora import merge_peft_lora, split_peft_wrapping
 from .defaults import GenerationDefaults
 from .files import atomic_output, check_writable
-from .identify import FileKind, identify
+from .identify import FileKind, identify, unhosted_release_part
 from .model.hosted import cast_weights
 from .model.magihuman import MAGIHUMAN_DEFAULTS, MAGIHUMAN_DISTILL_DEFAULTS, MagiHumanTransformer
 from .model.transformer import JoVATransformer
@@ -105,24 +105,11 @@ def generation_defaults(path: str) -> GenerationDefaults | None:
     return SOURCE_DEFAULTS.get(kind.name)
 
 
-# daVinci-MagiHuman's base, distill and super-resolution DiTs have the same keys: the
-# release's folder (or a file name that says so) tells them apart.
-MAGIHUMAN_SR_FOLDERS = ("540p_sr", "1080p_sr")
-
-
-def _release_folder(path: str) -> str:
-    """The MagiHuman release folder a path is in or is ("base", "distill", "540p_sr", ...),
-    lower-case; a merged file's name may say it instead ("magihuman_distill.safetensors")."""
-    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(os.path.normpath(folder)).lower()
-    if name in ("distill", *MAGIHUMAN_SR_FOLDERS):
-        return name
-    file_name = os.path.basename(path).lower()
-    return next((kind for kind in ("distill", *MAGIHUMAN_SR_FOLDERS) if kind in file_name), name)
-
-
 def _is_distill(path: str) -> bool:
-    return _release_folder(path) == "distill"
+    """Base and distill MagiHuman DiTs have the same keys: told apart by the release's
+    folder (distill/) or a file name that says so."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    return os.path.basename(os.path.normpath(folder)).lower() == "distill" or "distill" in os.path.basename(path).lower()
 
 
 def _refuse(path: str, kind: FileKind, wanted: str = "a JoVA transformer") -> ValueError:
@@ -162,17 +149,15 @@ def load_transformer(path: str, dtype=None, device="cpu", attention="sdpa", prog
     or a daVinci-MagiHuman DiT (its base/ or distill/ folder, index or merged file), hosted
     as a MagiHumanTransformer. All of them are hosted models (jova_core.model.hosted).
     Any other file stops with what it looks like and where it belongs."""
+    unhosted = unhosted_release_part(path)
+    if unhosted:
+        raise ValueError(f"{path} is {unhosted}")
     kind = identify_file(path)
     if not kind.loadable:
         raise _refuse(path, kind)
     if kind.name == FORMAT_TAG:
         return load_native(path, dtype=dtype, device=device, attention=attention, progress=progress)
     if kind.name == "magihuman":  # hosted as it is (its own model class), not converted to JoVA
-        if _release_folder(path) in MAGIHUMAN_SR_FOLDERS:
-            raise ValueError(
-                f"{path} is daVinci-MagiHuman's super-resolution DiT ({_release_folder(path)}/), which upscales a "
-                "base clip with local attention; JoVA runs its base/ and distill/ DiTs only: pick one of those"
-            )
         return load_magihuman(path, dtype=dtype, device=device, attention=attention, progress=progress)
     config, tensors = convert_state_dict(kind, _read_foreign(path, dtype, progress)[0], path)
     return build_from_state_dict(config, tensors, path, device=device, attention=attention)

@@ -5,10 +5,14 @@ codec files ("wan-vae", "mmaudio-vae", "bigvgan", "audioldm2-vae", "audioldm2-vo
 and the files people pick by mistake (text encoders, LoRAs, ...), and says where each
 belongs. The one home of key-only file recognition: the transformer loader and the
 codec loaders both name files through it, so it imports nothing from jova_core.
+`unhosted_release_part` names, by their release folder, the parts of a release that share
+keys with what JoVA runs (MagiHuman's super-resolution DiTs) or that it does not read (its
+Turbo VAE), before anything is read.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 LOADABLE = ("jova", "wan2.1", "javisdit", "magihuman")
@@ -140,3 +144,21 @@ def identify(keys: list[str], metadata: dict[str, str] | None = None) -> FileKin
     sample = ", ".join(sorted(keys)[:5])
     return FileKind("unknown", f"an unrecognised checkpoint (first keys: {sample})",
                     "JoVA loads native JoVA files, Wan2.1 text-to-video transformers and JavisDiT++")
+
+
+# Parts of daVinci-MagiHuman's release that JoVA does not run, told by their release folder
+# (the SR DiTs have the base DiT's keys; the Turbo VAE is a training checkpoint).
+UNHOSTED_RELEASE_FOLDERS = {
+    "540p_sr": "daVinci-MagiHuman's 540p super-resolution DiT, which upscales a base clip with local attention; "
+               "JoVA runs its base/ and distill/ DiTs only: pick one of those",
+    "1080p_sr": "daVinci-MagiHuman's 1080p super-resolution DiT, which upscales a base clip with local attention; "
+                "JoVA runs its base/ and distill/ DiTs only: pick one of those",
+    "turbo_vae": "daVinci-MagiHuman's optional Turbo VAE decoder, which JoVA does not run: decode with the Wan2.2 "
+                 "VAE (wan2.2_vae.safetensors in models/vae)",
+}
+
+
+def unhosted_release_part(path: str) -> str | None:
+    """What `path` is when it lies in (or is) a release folder JoVA does not run, else None."""
+    parts = os.path.normpath(os.path.abspath(path)).lower().split(os.sep)
+    return next((UNHOSTED_RELEASE_FOLDERS[p] for p in reversed(parts[-2:]) if p in UNHOSTED_RELEASE_FOLDERS), None)

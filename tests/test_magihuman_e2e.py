@@ -371,18 +371,32 @@ def test_unipc_is_upstreams_bh2_order_2_x0_solver_on_its_schedule():
     assert (euler.double() - want_video).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("where", ["540p_sr/model.safetensors", "1080p_sr/model.safetensors", "magihuman_1080p_sr.safetensors"])
+@pytest.mark.parametrize("where", ["540p_sr/model.safetensors", "1080p_sr/model.safetensors", "1080p_sr"])
 def test_super_resolution_dit_is_named_not_run_as_a_base_model(tmp_path, where):
     """The super-resolution DiTs share the base DiT's keys; run as a base model they would
     silently make a wrong clip, so their release folder (or file name) gets them refused."""
     from jova_core.checkpoint import load_transformer
 
-    path = tmp_path / where
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()}, str(path))
-    with pytest.raises(ValueError, match=r"super-resolution DiT \((540p|1080p)_sr/\).*pick one of those"):
-        load_transformer(str(path))
+    file = tmp_path / (where if where.endswith(".safetensors") else where + "/model.safetensors")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in released_state_dict(tiny_model(TINY)).items()}, str(file))
+    with pytest.raises(ValueError, match=r"is daVinci-MagiHuman's (540p|1080p) super-resolution DiT.*pick one of those$"):
+        load_transformer(str(tmp_path / where))
     base = tmp_path / "base" / "model.safetensors"
     base.parent.mkdir()
-    shutil.copy(path, base)
+    shutil.copy(file, base)
     assert type(load_transformer(str(base))).__name__ == "MagiHumanTransformer"
+
+
+def test_turbo_vae_is_named_in_the_video_and_model_loaders(tmp_path):
+    """MagiHuman's optional Turbo VAE decoder (turbo_vae/checkpoint-340000.ckpt, a training
+    checkpoint) is named before any unpickling, wherever it is picked."""
+    from jova_core.checkpoint import load_transformer
+    from jova_core.codecs import load_video_codec
+
+    path = tmp_path / "turbo_vae" / "checkpoint-340000.ckpt"
+    path.parent.mkdir()
+    path.write_bytes(b"not read")
+    for load in (load_video_codec, load_transformer):
+        with pytest.raises(ValueError, match=r"is daVinci-MagiHuman's optional Turbo VAE decoder.*wan2\.2_vae\.safetensors"):
+            load(str(path))

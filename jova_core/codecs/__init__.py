@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ..identify import identify
+from ..identify import identify, unhosted_release_part
 from ..weights import peek
 from .base import AudioCodec, VideoCodec, valid_num_frames, valid_video_size
 
@@ -22,6 +22,9 @@ def load_video_codec(path: str, dtype=None, device="cpu") -> VideoCodec:
     or ComfyUI's `wan_2.1_vae.safetensors` / `wan2.2_vae.safetensors`."""
     from .wan_vae import load_wan_video_codec
 
+    unhosted = unhosted_release_part(path)
+    if unhosted:
+        raise ValueError(f"{path} is {unhosted}")
     return load_wan_video_codec(path, dtype=dtype, device=device)
 
 
