@@ -94,3 +94,13 @@ def test_prompt_format_follows_the_encoder_plain_for_t5gemma_sections_for_jova(f
     assert format_prompt("a cat", "", "", "plain") == "a cat" and format_prompt("", "", "hi", "plain") == '"hi"'
     with pytest.raises(ValueError, match="prompt format must be one of"):
         format_prompt("a", style="tags")
+
+
+def test_a_transformers_without_t5gemma_is_named(folder, monkeypatch):
+    """ComfyUI installs can hold a transformers older than T5Gemma: say so and how to fix it,
+    rather than fail with an AttributeError deep in the loader."""
+    import transformers
+
+    monkeypatch.delattr(transformers, "T5GemmaEncoderModel")
+    with pytest.raises(ImportError, match=r"^transformers \S+ has no T5Gemma encoder: pip install -U transformers$"):
+        build_text_encoder(f"t5gemma:{folder}", 32, 16).encode_with_length("w1 w2")
