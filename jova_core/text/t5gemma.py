@@ -33,7 +33,7 @@ def _transformers():
         import transformers
     except ImportError as err:
         raise ImportError(f"the T5Gemma text encoder needs Hugging Face transformers: {INSTALL_HINT}") from err
-    if not hasattr(transformers, "T5GemmaEncoderModel"):
+    if getattr(transformers, "T5GemmaEncoderModel", None) is None:
         # ComfyUI installs may hold a transformers older than T5Gemma.
         raise ImportError(
             f"transformers {transformers.__version__} has no T5Gemma encoder: pip install -U transformers"
