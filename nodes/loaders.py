@@ -251,8 +251,11 @@ class ComfyManagedT5Gemma(T5GemmaTextEncoder):
 
     def load(self) -> None:
         super().load()
+        # ModelPatcher assigns .device on what it manages; transformers models make .device read-only.
+        holder = torch.nn.Module()
+        holder.encoder = self._model
         self.patcher = comfy.model_patcher.ModelPatcher(
-            self._model, load_device=self.load_device, offload_device=self.device, size=module_bytes(self._model)
+            holder, load_device=self.load_device, offload_device=self.device, size=module_bytes(self._model)
         )
 
     def encode_with_length(self, prompt: str):

@@ -64,6 +64,7 @@ class model_management:
                         force_full_load=False):
         for patcher in models:
             patcher.model.to(patcher.load_device)
+            patcher.model.device = patcher.load_device  # as ComfyUI's ModelPatcher.load does
             model_management.loaded.append((patcher, force_full_load))
 
 
