@@ -151,3 +151,13 @@ def test_both_namings_are_identified_as_stable_audio_open():
     with torch.device("meta"):
         diffusers_keys = list(AutoencoderOobleck().state_dict())
     assert identify(diffusers_keys).name == identify(list(manifest("stable_audio_open_vae")["keys"])).name == "sao-vae"
+
+
+def test_moving_the_codec_keeps_diffusers_quiet_and_casts_only_when_asked(tiny, caplog):
+    """diffusers logs a float32-modules warning whenever .to() gets a dtype keyword, even
+    None: ComfyUI printed it on every codec move. A dtype is passed only when one is asked."""
+    codec = load_audio_codec(tiny[1])
+    with caplog.at_level("WARNING"):
+        codec.to("cpu")
+    assert not [r for r in caplog.records if "float32" in r.getMessage()]
+    assert codec.to("cpu", torch.float64).dtype == torch.float64 and codec.to("cpu").dtype == torch.float64

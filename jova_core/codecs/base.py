@@ -38,8 +38,10 @@ class ModuleCodec:
         return next(getattr(self, self.networks[0]).parameters()).dtype
 
     def to(self, device=None, dtype=None):
+        # diffusers warns about float32 modules whenever a dtype keyword is given, even None.
+        cast = {"device": device} if dtype is None else {"device": device, "dtype": dtype}
         for name in self.networks:
-            getattr(self, name).to(device=device, dtype=dtype)
+            getattr(self, name).to(**cast)
         for name in self.float32_modules:
             getattr(self, name).to(device=device)
         return self
