@@ -50,18 +50,14 @@ def load_audio_codec(vae_path: str, vocoder_path: str | None = None, dtype=None,
     - without a vocoder, the Stable Audio Open VAE (MagiHuman's: stable-audio-open-1.0
       `model.safetensors` or `vae/diffusion_pytorch_model.safetensors`).
     Any other combination is refused naming each file."""
-    from .stable_audio import is_stable_audio_file, is_stable_audio_safetensors
-
     vae_path = _in_release_folder(vae_path, "vae")
-    if vocoder_path is None and is_stable_audio_file(vae_path):
+    vae_kind = identify(*peek(vae_path, what="an audio VAE"))
+    if vae_kind.name == "sao-vae":
+        if vocoder_path is not None:
+            raise ValueError(f"{vae_path} is the Stable Audio Open VAE, which decodes waveforms itself: pick no vocoder")
         from .stable_audio import load_stable_audio_codec
 
         return load_stable_audio_codec(vae_path, dtype=dtype, device=device)
-    # With a vocoder picked, only a safetensors header is read to rule Stable Audio Open out
-    # (it ships as safetensors only; a .pth MMAudio VAE is not loaded twice).
-    if vocoder_path is not None and is_stable_audio_safetensors(vae_path):
-        raise ValueError(f"{vae_path} is the Stable Audio Open VAE, which decodes waveforms itself: pick no vocoder")
-    vae_kind = identify(*peek(vae_path, what="an audio VAE"))
     if vocoder_path is None:
         raise ValueError(
             f"{vae_path} is {vae_kind.description}, not the Stable Audio Open VAE (the one audio VAE that needs no "

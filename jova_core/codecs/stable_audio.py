@@ -17,7 +17,6 @@ limit, differs only near the clip's ends, see tests/test_codecs_stable_audio.py)
 from __future__ import annotations
 
 import math
-import os
 import re
 
 import torch
@@ -25,7 +24,7 @@ import torchaudio.functional as AF
 from diffusers import AutoencoderOobleck
 
 from ..geometry import STABLE_AUDIO_OPEN
-from ..weights import WeightFileError, build_exactly, is_safetensors, iter_tensors, peek, strip_prefix
+from ..weights import build_exactly, iter_tensors, strip_prefix
 from .base import AudioCodec, ModuleCodec
 
 # stable-audio-tools keeps the VAE of a full Stable Audio checkpoint under this prefix.
@@ -164,25 +163,6 @@ class StableAudioCodec(ModuleCodec, AudioCodec):
         latents = self.check_latents(latents)
         stereo = self.vae.decode(latents.to(self.device, self.dtype)).sample.float()  # [B, 2, T * 2048], "51.2 kHz"
         return AF.resample(stereo, self.sample_rate, self.decoded_sample_rate)
-
-
-def is_stable_audio_file(path: str) -> bool:
-    """Whether the file holds the Stable Audio Open VAE (either naming), from its key names only."""
-    keys = set(peek(path, what="the Stable Audio Open VAE (one file) or an MMAudio VAE with its vocoder")[0])
-    if any(k.startswith(SAT_PREFIX) for k in keys):
-        keys = {k[len(SAT_PREFIX):] for k in keys if k.startswith(SAT_PREFIX)}
-    keys = {k[len("vae."):] if k.startswith("vae.") else k for k in keys}
-    return is_sat_oobleck(keys) or is_diffusers_oobleck(keys)
-
-
-def is_stable_audio_safetensors(path: str) -> bool:
-    """Whether `path` is a readable safetensors file holding the Stable Audio Open VAE. Stable
-    Audio Open ships as safetensors only, so other files are not read in full to rule it out;
-    unreadable ones are left to the loader that reports them."""
-    try:
-        return os.path.isfile(path) and is_safetensors(path) and is_stable_audio_file(path)
-    except WeightFileError:
-        return False
 
 
 def load_stable_audio_codec(path: str, dtype=None, device="cpu") -> StableAudioCodec:
