@@ -130,7 +130,9 @@ def sample(
     Returns (video latents, audio latents), float32 on the model's device: None for an
     absent modality, the given latents unchanged for a given one.
     """
-    _check_settings(steps, cfg_video, cfg_audio, fps)
+    # A plain scale is the schedule that never changes: one form for the checks and the steps.
+    video_guidance = cfg_video if isinstance(cfg_video, GuidanceSchedule) else GuidanceSchedule(cfg_video, cfg_video)
+    _check_settings(steps, video_guidance, cfg_audio, fps)
     setup = _Setup(model, mode, video_shape, audio_shape, video_latents, audio_latents, reference)
     video_context = setup.context("video", video_context, context)
     audio_context = setup.context("audio", audio_context, context)
@@ -152,8 +154,8 @@ def sample(
     ):
         raise ValueError(f"{setup.hosting.name} reads one text for video and audio: give one prompt and one "
                          "negative (no separate audio text or negative_audio)")
-    video_scales = (cfg_video.early, cfg_video.late) if isinstance(cfg_video, GuidanceSchedule) else (cfg_video,)
-    guided = (setup.video_role == GENERATE and any(s != 1 for s in video_scales)) or (setup.audio_role == GENERATE and cfg_audio != 1)
+    video_guided = video_guidance.early != 1 or video_guidance.late != 1
+    guided = (setup.video_role == GENERATE and video_guided) or (setup.audio_role == GENERATE and cfg_audio != 1)
     if guided and negative_video is None and negative_audio is None:
         raise ValueError(
             "classifier-free guidance (cfg_video/cfg_audio != 1) needs negative_video and/or "
@@ -205,7 +207,7 @@ def sample(
             v_video, v_audio = model(**inputs, **cond)
         else:
             (v_video, v_audio), (n_video, n_audio) = passes(inputs)
-            v_video = _guide(v_video, n_video, cfg_video.at(integer_timestep(sigma)) if isinstance(cfg_video, GuidanceSchedule) else cfg_video)
+            v_video = _guide(v_video, n_video, video_guidance.at(integer_timestep(sigma)))
             v_audio = _guide(v_audio, n_audio, cfg_audio)
 
         video_x0 = audio_x0 = None
@@ -300,14 +302,10 @@ class _GuidancePasses:
         return tuple(None if v is None else v[:batch] for v in out), tuple(None if v is None else v[batch:] for v in out)
 
 
-def _check_settings(steps, cfg_video, cfg_audio, fps) -> None:
+def _check_settings(steps, video_guidance: GuidanceSchedule, cfg_audio, fps) -> None:
     if int(steps) < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    scales = [("cfg_audio", cfg_audio)]
-    if isinstance(cfg_video, GuidanceSchedule):
-        scales += [("cfg_video", cfg_video.early), ("cfg_video (late)", cfg_video.late)]
-    else:
-        scales.append(("cfg_video", cfg_video))
+    scales = [("cfg_audio", cfg_audio), ("cfg_video", video_guidance.early), ("cfg_video (late)", video_guidance.late)]
     for name, scale in scales:
         if not math.isfinite(scale):
             raise ValueError(f"{name} is {scale}; set a finite guidance scale (1 = none, typically 3 to 7)")
