@@ -51,7 +51,9 @@ def load_audio_codec(vae_path: str, vocoder_path: str | None = None, dtype=None,
       `model.safetensors` or `vae/diffusion_pytorch_model.safetensors`).
     Any other combination is refused naming each file."""
     vae_path = _in_release_folder(vae_path, "vae")
-    vae_kind = identify(*peek(vae_path, what="an audio VAE"))
+    vae_kind = identify(*peek(
+        vae_path, what="an audio VAE (the Stable Audio Open VAE alone, or an MMAudio / AudioLDM2 VAE with its vocoder)"
+    ))
     if vae_kind.name == "sao-vae":
         if vocoder_path is not None:
             raise ValueError(f"{vae_path} is the Stable Audio Open VAE, which decodes waveforms itself: pick no vocoder")
