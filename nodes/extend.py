@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import comfy.model_management
-import comfy.utils
 from comfy_api.latest import io
 
-from ..jova_core.fit import fit_frames
 from ..jova_core.latent import JoVALatent
 from ..jova_core.sampling import SOLVERS
 from ..jova_core.sampling.extend import extend
 from ..jova_core.sampling.sampler import CONTEXT_MODES
-from .codecs import on_device, pick_video_codec
-from .sampler import conditioning_tensor, latent_preview, model_sampling
+from .sampler import encode_reference, model_sampling, prompt_tensors, step_progress
 from .types import CATEGORY, JoVAModel, JoVAVideoCodec
 
 
@@ -72,28 +69,14 @@ class JoVAExtend(io.ComfyNode):
                 audio_driven_pass: bool, negative_audio=None, reference_image=None, vae=None,
                 video_codec=None) -> io.NodeOutput:
         clip = JoVALatent.from_dict(latent, hint="feed it from a JoVA Sampler or JoVA Extend")
-        reference = None
-        if reference_image is not None:
-            with on_device(pick_video_codec(vae, video_codec, "the reference image")) as codec:
-                reference = codec.encode(fit_frames(reference_image[:1], clip.height, clip.width)[None]).cpu()
+        reference = encode_reference(reference_image, vae, video_codec, clip.height, clip.width)
         chunk_frames = model.hosting.geometry.video.latent_frames(max(1, round(chunk_seconds * clip.fps)))
-        bar = comfy.utils.ProgressBar(steps)
-        cell_pixels = model.hosting.geometry.video.spatial_stride
-        trim = model.hosting.trims_text  # as JoVA Sampler reads the prompts
-
-        def on_step(info) -> None:
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            preview = latent_preview(info.video_x0, cell_pixels) if info.video_x0 is not None else None
-            bar.update_absolute(info.step + 1, info.total, preview)
-
         with model.on_device() as transformer:
             longer = extend(
                 transformer, clip, clip.seconds + seconds, overlap=overlap, chunk_frames=chunk_frames,
-                text=conditioning_tensor(positive, "positive", trim),
-                negative_video=conditioning_tensor(negative, "negative", trim),
-                negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio", trim),
-                reference=reference, steps=steps, sampler=sampler, shift=shift, **model_sampling(model, cfg_video),
-                cfg_audio=cfg_audio, seed=seed, context=context, audio_driven_pass=audio_driven_pass, callback=on_step,
+                **prompt_tensors(model, positive, negative, negative_audio), reference=reference, steps=steps, sampler=sampler, shift=shift, **model_sampling(model, cfg_video),
+                cfg_audio=cfg_audio, seed=seed, context=context, audio_driven_pass=audio_driven_pass,
+                callback=step_progress(model, steps),
             )
         device = comfy.model_management.intermediate_device()
         longer.video, longer.audio = longer.video.to(device), longer.audio.to(device)

@@ -42,6 +42,39 @@ def model_sampling(model, cfg_video: float) -> dict:
     return dict(cfg_video=model.defaults.video_guidance(cfg_video), sigma_max=model.defaults.sigma_max)
 
 
+def prompt_tensors(model, positive, negative, negative_audio=None) -> dict:
+    """``sample`` / ``extend``'s text, negative_video and negative_audio from the nodes'
+    CONDITIONING inputs, trimmed to their real tokens for a model that reads no padding."""
+    trim = model.hosting.trims_text
+    return dict(
+        text=conditioning_tensor(positive, "positive", trim),
+        negative_video=conditioning_tensor(negative, "negative", trim),
+        negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio", trim),
+    )
+
+
+def encode_reference(reference_image, vae, video_codec, height: int, width: int) -> torch.Tensor | None:
+    """The reference image's video latent [1, C, 1, h, w] on the CPU (None without an image)."""
+    if reference_image is None:
+        return None
+    with on_device(pick_video_codec(vae, video_codec, "the reference image")) as codec:
+        return codec.encode(fit_frames(reference_image[:1], height, width)[None]).cpu()
+
+
+def step_progress(model, steps: int):
+    """The sampler callback of a node: ComfyUI's progress bar with a latent preview, and
+    Cancel honoured at every step."""
+    bar = comfy.utils.ProgressBar(steps)
+    cell_pixels = model.hosting.geometry.video.spatial_stride
+
+    def on_step(info) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        preview = latent_preview(info.video_x0, cell_pixels) if info.video_x0 is not None else None
+        bar.update_absolute(info.step + 1, info.total, preview)
+
+    return on_step
+
+
 def latent_preview(video_x0: torch.Tensor, cell_pixels: int) -> tuple[str, Image.Image, int]:
     """A rough look at the middle frame of a predicted clean video latent (3 channels, contrast-stretched),
     each latent cell drawn as cell_pixels x cell_pixels (the VAE's spatial stride)."""
@@ -114,10 +147,8 @@ class JoVASampler(io.ComfyNode):
         fps, frames, height, width = clip.fps, clip.frames, clip.height, clip.width
         notes = []
 
-        reference = video_latents = audio_latents = None
-        if reference_image is not None:
-            with on_device(pick_video_codec(vae, video_codec, "the reference image")) as codec:
-                reference = codec.encode(fit_frames(reference_image[:1], height, width)[None]).cpu()
+        reference = encode_reference(reference_image, vae, video_codec, height, width)
+        video_latents = audio_latents = None
         if roles.video == GIVEN:
             if video is None:
                 raise ValueError(f"mode {mode!r} adds sound to a video: connect its frames to 'video'")
@@ -141,27 +172,16 @@ class JoVASampler(io.ComfyNode):
             audio_latents = audio_latents[:1].expand(audio_shape[0], *audio_shape[1:])  # one driving track for the batch
             notes += [note] if note else []
 
-        bar = comfy.utils.ProgressBar(steps)
-        cell_pixels = model.hosting.geometry.video.spatial_stride
-        trim = model.hosting.trims_text
-        settings = model_sampling(model, cfg_video)
-
-        def on_step(info) -> None:
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            preview = latent_preview(info.video_x0, cell_pixels) if info.video_x0 is not None else None
-            bar.update_absolute(info.step + 1, info.total, preview)
-
+        on_step = step_progress(model, steps)
         with model.on_device() as transformer:
             out_video, out_audio = sample(
                 transformer,
-                text=conditioning_tensor(positive, "positive", trim),
-                negative_video=conditioning_tensor(negative, "negative", trim),
-                negative_audio=None if negative_audio is None else conditioning_tensor(negative_audio, "negative_audio", trim),
+                **prompt_tensors(model, positive, negative, negative_audio),
                 mode=mode,
                 video_shape=video_shape if roles.video == GENERATE else None,
                 audio_shape=audio_shape if roles.audio == GENERATE else None,
                 video_latents=video_latents, audio_latents=audio_latents, reference=reference,
-                steps=steps, sampler=sampler, shift=shift, cfg_audio=cfg_audio, **settings,
+                steps=steps, sampler=sampler, shift=shift, cfg_audio=cfg_audio, **model_sampling(model, cfg_video),
                 seed=seed, fps=fps, callback=on_step,
             )
         device = comfy.model_management.intermediate_device()
