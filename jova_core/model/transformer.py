@@ -13,18 +13,17 @@ block's streams, head); ``audio`` starts as a copy of ``video`` in the paper's r
 
 from __future__ import annotations
 
-import math
-
 import functools
+import math
 
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import JoVAConfig
+from ..geometry import AUDIO_GEOMETRIES
 from . import rope
 from .attention import get_attention
-from ..geometry import AUDIO_GEOMETRIES
 from .blocks import BranchState, JoVABlock, LayerNorm32
 from .hosted import Hosting
 
